@@ -3,7 +3,10 @@
 // deterministic train/validation split and seeded batch iteration.
 package data
 
-import "math/rand"
+import (
+	"fmt"
+	"math/rand"
+)
 
 // Pixels is the number of pixels in one 28x28 image.
 const Pixels = 28 * 28
@@ -32,14 +35,21 @@ func (s *Set) Image(i int) []float32 { return s.Images[i*Pixels : (i+1)*Pixels] 
 
 // Slice returns the examples [from, to) as a view sharing memory with s.
 func (s *Set) Slice(from, to int) *Set {
-	return &Set{Images: s.Images[from*Pixels : to*Pixels], Labels: s.Labels[from:to]}
+	// Full slice expressions: appending to a view never overwrites the
+	// examples after it (Train and Val share one array).
+	return &Set{Images: s.Images[from*Pixels : to*Pixels : to*Pixels], Labels: s.Labels[from:to:to]}
 }
 
 // Batches yields the set in batches of size batch, in an order shuffled from
 // seed (the same seed gives the same order). The last batch may be smaller.
 // Each batch is copied into x (len batch*Pixels) and y (len batch); fn gets
-// the filled prefixes. fn returning an error stops the iteration.
+// the filled prefixes; they are reused between calls, so fn must copy what
+// it keeps. fn returning an error stops the iteration and Batches returns
+// that error. Without shuffle the order is the set's own.
 func (s *Set) Batches(batch int, seed int64, shuffle bool, fn func(x []float32, y []uint8) error) error {
+	if batch <= 0 {
+		return fmt.Errorf("data: batch size %d must be > 0", batch)
+	}
 	n := s.Len()
 	order := make([]int, n)
 	for i := range order {
@@ -63,4 +73,15 @@ func (s *Set) Batches(batch int, seed int64, shuffle bool, fn func(x []float32, 
 		}
 	}
 	return nil
+}
+
+// ClassCounts returns the number of examples of each class.
+func (s *Set) ClassCounts() [Classes]int {
+	var c [Classes]int
+	for _, l := range s.Labels {
+		if int(l) < Classes {
+			c[l]++
+		}
+	}
+	return c
 }
