@@ -119,6 +119,9 @@ func TestEnqueuedPointIsSuggested(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if back, err := tc.space.PointFromFixed(fixed); err != nil || back != tc.point {
+				t.Fatalf("PointFromFixed(FixedParams(p)) = %v, %v; want %v", back, err, tc.point)
+			}
 			if err := study.EnqueueTrial(fixed); err != nil {
 				t.Fatal(err)
 			}

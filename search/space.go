@@ -337,6 +337,37 @@ func (s Space) FixedParams(p Point) (map[string]float64, error) {
 	return out, nil
 }
 
+// PointFromFixed is the inverse of FixedParams.
+func (s Space) PointFromFixed(fixed map[string]float64) (Point, error) {
+	lr, okLR := fixed[ParamLR]
+	oi, okOpt := fixed[ParamOptimizer]
+	b, okBatch := fixed[ParamBatch]
+	if !okLR || !okOpt || !okBatch {
+		return Point{}, fmt.Errorf("%w: fixed parameters %v lack lr, optimizer or batch", ErrInvalidSpace, fixed)
+	}
+	at := func(list []float64, i float64) (float64, error) {
+		if i < 0 || int(i) >= len(list) || i != math.Trunc(i) {
+			return 0, fmt.Errorf("%w: choice index %v out of range", ErrInvalidSpace, i)
+		}
+		return list[int(i)], nil
+	}
+	var err error
+	if !s.LR.IsRange() {
+		if lr, err = at(s.LR.Choices, lr); err != nil {
+			return Point{}, err
+		}
+	}
+	if !s.Batch.IsRange() {
+		if b, err = at(s.Batch.Choices, b); err != nil {
+			return Point{}, err
+		}
+	}
+	if oi < 0 || int(oi) >= len(s.Optimizers) {
+		return Point{}, fmt.Errorf("%w: optimizer index %v out of range", ErrInvalidSpace, oi)
+	}
+	return Point{LR: lr, Optimizer: s.Optimizers[int(oi)], Batch: int(b)}, nil
+}
+
 // Contains reports whether p lies in the space.
 func (s Space) Contains(p Point) bool {
 	_, err := s.FixedParams(p)
