@@ -1,0 +1,121 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/c-bata/goptuna"
+)
+
+// Heartbeats follow Optuna's trial_heartbeats: one row per trial, its time taken from the
+// database's clock as Optuna does (SQLite's CURRENT_TIMESTAMP is UTC, which fmtune writes
+// with microseconds; PostgreSQL's LOCALTIMESTAMP), so Optuna's own stale-trial check and
+// fmtune's agree on the same database.
+
+// RecordHeartbeat records that a trial is alive now. A finished trial gives
+// goptuna.ErrTrialCannotBeUpdated: its worker learns that the trial was given up (for
+// instance failed by FailStaleTrials) and should stop.
+func (s *Storage) RecordHeartbeat(trialID int) error {
+	return s.writeR(func(ctx context.Context, r runner) error {
+		if err := updatable(ctx, r, trialID); err != nil {
+			return err
+		}
+		const q = "INSERT INTO trial_heartbeats (trial_id, heartbeat) VALUES (?, %s) " +
+			"ON CONFLICT (trial_id) DO UPDATE SET heartbeat = excluded.heartbeat"
+		var err error
+		if r.d.kind == kindPostgres {
+			_, err = r.exec(ctx, fmt.Sprintf(q, "LOCALTIMESTAMP"), trialID)
+		} else {
+			_, err = r.exec(ctx, fmt.Sprintf(q, "?"), trialID, time.Now().UTC().Format(dbTimeLayout))
+		}
+		return err
+	})
+}
+
+// FailStaleTrials turns the study's RUNNING trials that look abandoned into FAIL and
+// returns them as they were just before (params, distributions, attributes, intermediate
+// values), so the caller can re-queue their parameters. A RUNNING trial is stale when
+//
+//   - its last heartbeat is older than grace, or
+//   - it never recorded a heartbeat and its datetime_start is older than grace.
+//
+// The second rule recovers work that crashed before its first heartbeat; it assumes that
+// every worker of the study records a heartbeat within grace of starting a trial (Optuna
+// itself leaves trials without heartbeat alone), and that the clocks of the machines
+// sharing a PostgreSQL study agree to well within grace (datetime_start is the writer's
+// local wall clock, as in Optuna). Each failed trial gets the system attribute
+// "fail_reason". Selecting and failing happen in one write transaction, so two processes
+// recovering the same study never both return a trial.
+func (s *Storage) FailStaleTrials(studyID int, grace time.Duration) ([]goptuna.FrozenTrial, error) {
+	if grace <= 0 {
+		return nil, fmt.Errorf("fail stale trials: grace period %v must be positive", grace)
+	}
+	var failed []goptuna.FrozenTrial
+	err := s.writeR(func(ctx context.Context, r runner) error {
+		failed = failed[:0]
+		if err := studyExists(ctx, r, studyID, false); err != nil {
+			return err
+		}
+		now := time.Now()
+		startCutoff := now.Add(-grace).Format(dbTimeLayout)
+		var q string
+		var args []any
+		if r.d.kind == kindPostgres {
+			q = "SELECT t.trial_id FROM trials t LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id " +
+				"WHERE t.study_id = ? AND t.state = ? AND (" +
+				"(h.heartbeat IS NOT NULL AND h.heartbeat < LOCALTIMESTAMP - make_interval(secs => CAST(? AS double precision))) OR " +
+				"(h.heartbeat IS NULL AND t.datetime_start < CAST(? AS timestamp))) " +
+				"ORDER BY t.trial_id FOR UPDATE OF t"
+			args = []any{studyID, stateRunning, grace.Seconds(), startCutoff}
+		} else {
+			q = "SELECT t.trial_id FROM trials t LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id " +
+				"WHERE t.study_id = ? AND t.state = ? AND (" +
+				"(h.heartbeat IS NOT NULL AND julianday(h.heartbeat) < julianday(?)) OR " +
+				"(h.heartbeat IS NULL AND julianday(t.datetime_start) < julianday(?))) " +
+				"ORDER BY t.trial_id"
+			args = []any{studyID, stateRunning, now.UTC().Add(-grace).Format(dbTimeLayout), startCutoff}
+		}
+		rows, err := r.query(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		var ids []int
+		for rows.Next() {
+			var id int
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			t, err := loadTrial(ctx, r, id)
+			if err != nil {
+				return err
+			}
+			n, err := r.execN(ctx, "UPDATE trials SET state = ?, datetime_complete = ? WHERE trial_id = ? AND state = ?",
+				stateFail, timeArg(now), id, stateRunning)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				continue
+			}
+			reason := fmt.Sprintf("fmtune: no heartbeat for more than %v; the trial is marked FAIL", grace)
+			if err := setTrialAttr(ctx, r, "trial_system_attributes", id, failReasonKey, reason); err != nil {
+				return err
+			}
+			failed = append(failed, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return failed, nil
+}

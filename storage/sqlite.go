@@ -1,0 +1,120 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+// sqliteBusyTimeoutMS is how long a connection waits for another process's write lock
+// before SQLITE_BUSY (then the storage's own retry takes over).
+const sqliteBusyTimeoutMS = 10000
+
+// sqliteDSN is the one way this package opens SQLite. The normal DSN turns on WAL (readers
+// never block the writer and survive concurrent processes), a busy timeout, foreign keys,
+// synchronous=NORMAL (safe with WAL: a crash of the process loses nothing, a power cut at
+// most the last transactions) and BEGIN IMMEDIATE for every *sql.Tx, so a write
+// transaction takes the write lock up front instead of failing on lock upgrade with
+// "database is locked". inspect gives a read-only DSN that changes nothing in the file
+// (not even the journal mode): Open looks at an existing database with it before deciding
+// to use it.
+func sqliteDSN(path string, inspect bool) string {
+	v := url.Values{}
+	v.Set("_busy_timeout", fmt.Sprint(sqliteBusyTimeoutMS))
+	if inspect {
+		v.Set("mode", "ro")
+	} else {
+		v.Set("_journal_mode", "WAL")
+		v.Set("_foreign_keys", "on")
+		v.Set("_synchronous", "NORMAL")
+		v.Set("_txlock", "immediate")
+	}
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + v.Encode()
+}
+
+func openSQLite(ctx context.Context, loc location) (*Storage, error) {
+	where := fmt.Sprintf("storage %s", loc.redacted)
+	info, err := os.Stat(loc.path)
+	switch {
+	case err == nil && info.IsDir():
+		return nil, fmt.Errorf("%s: %q is a directory; name a database file inside it, e.g. sqlite:///%s",
+			where, loc.path, filepath.Join(loc.path, "fmtune.db"))
+	case err == nil:
+		if err := inspectSQLite(ctx, loc, where); err != nil {
+			return nil, err
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		dir := filepath.Dir(loc.path)
+		if di, derr := os.Stat(dir); derr != nil || !di.IsDir() {
+			return nil, fmt.Errorf("%s: directory %q does not exist; create it (mkdir -p %s) or choose "+
+				"another path with --storage or $%s", where, dir, dir, EnvURL)
+		}
+	default:
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+
+	db, err := sql.Open("sqlite3", sqliteDSN(loc.path, false))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%s: cannot open the database file: %w; check the path and its permissions", where, err)
+	}
+	s := newStorage(db, sqliteDialect, loc)
+	if err := prepareSchema(ctx, s); err != nil {
+		db.Close()
+		if errors.Is(err, ErrUnsupportedSchema) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	return s, nil
+}
+
+// inspectSQLite checks an existing file read-only, so that a database fmtune refuses is
+// left exactly as it was.
+func inspectSQLite(ctx context.Context, loc location, where string) error {
+	db, err := sql.Open("sqlite3", sqliteDSN(loc.path, true))
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	defer db.Close()
+	st, err := inspectSchema(ctx, db, sqliteDialect)
+	if err != nil {
+		var se sqlite3.Error
+		if errors.As(err, &se) && (se.Code == sqlite3.ErrNotADB || se.Code == sqlite3.ErrCorrupt) {
+			return fmt.Errorf("%s: %q is not a SQLite database (%v); point --storage at an fmtune/Optuna "+
+				"database or a new file", where, loc.path, err)
+		}
+		return fmt.Errorf("%s: cannot read %q: %w", where, loc.path, err)
+	}
+	if st.empty() {
+		return nil
+	}
+	return st.check(where)
+}
+
+// sqliteTransient reports errors worth retrying: the database was busy or locked past the
+// busy timeout. A SQLite transaction that failed never committed, so retrying is safe.
+func sqliteTransient(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked
+	}
+	return false
+}
+
+func sqliteUnique(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique
+}
