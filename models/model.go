@@ -1,0 +1,262 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand"
+	"sync"
+
+	"github.com/fmtune/fmtune/data"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// graphMu serialises graph construction and compilation: gorgonia shares
+// global constant nodes and counters between graphs while building them.
+// Running compiled graphs needs no lock.
+var graphMu sync.Mutex
+
+// Model is an architecture with its weights. Training graphs and
+// evaluation graphs bind the same weight tensors, so an update by the
+// optimizer is seen by all of them.
+type Model struct {
+	arch   *arch
+	params []*tensor.Dense
+
+	mu    sync.Mutex         // guards evals and their use
+	evals map[int]*evalGraph // forward-only graphs by batch size
+}
+
+// NewModel returns arch's network with Glorot-uniform weights drawn from
+// seed and zero biases.
+func NewModel(archName string, seed int64) (*Model, error) {
+	a := lookupArch(archName)
+	if a == nil {
+		return nil, fmt.Errorf("%w: unknown architecture %q", ErrInvalidConfig, archName)
+	}
+	m := &Model{arch: a, evals: map[int]*evalGraph{}}
+	r := rand.New(rand.NewSource(seed))
+	for _, p := range a.params {
+		t := tensor.New(tensor.WithShape(p.shape.Clone()...), tensor.Of(tensor.Float32))
+		if p.fanIn > 0 {
+			glorotUniform(t.Data().([]float32), p.fanIn, p.fanOut, r)
+		}
+		m.params = append(m.params, t)
+	}
+	return m, nil
+}
+
+// glorotUniform fills w from U(-l, l) with l = sqrt(6 / (fanIn + fanOut)),
+// Keras' default initialiser.
+func glorotUniform(w []float32, fanIn, fanOut int, r *rand.Rand) {
+	limit := math.Sqrt(6 / float64(fanIn+fanOut))
+	for i := range w {
+		w[i] = float32((2*r.Float64() - 1) * limit)
+	}
+}
+
+// Arch is the model's architecture name.
+func (m *Model) Arch() string { return m.arch.name }
+
+// NumParams is the number of trainable parameters.
+func (m *Model) NumParams() int { return m.arch.paramCount() }
+
+// graph is a compiled graph of fixed batch size whose input tensor the
+// caller fills in place before each run.
+type graph struct {
+	batch  int
+	g      *G.ExprGraph
+	vm     G.VM
+	x      []float32 // input backing array, batch * 784
+	logits *G.Node
+}
+
+// build constructs and compiles a graph of m for batch examples. train
+// adds dropout masks, the loss and the gradients.
+func (m *Model) build(batch int, train bool) (gr *graph, tg *trainGraph, err error) {
+	graphMu.Lock()
+	defer graphMu.Unlock()
+	// gorgonia panics on shape and compile errors.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("models: build %s graph: %v", m.arch.name, r)
+		}
+	}()
+
+	g := G.NewGraph()
+	shape := m.arch.inputShape(batch)
+	xT := tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32))
+	x := G.NewTensor(g, tensor.Float32, shape.Dims(), G.WithShape(shape...), G.WithValue(xT), G.WithName("x"))
+	p := make([]*G.Node, len(m.params))
+	for i, spec := range m.arch.params {
+		p[i] = G.NewTensor(g, tensor.Float32, spec.shape.Dims(), G.WithShape(spec.shape...),
+			G.WithValue(m.params[i]), G.WithName(spec.name))
+	}
+	b := &builder{g: g, train: train}
+	logits := m.arch.forward(b, x, p)
+	if b.err != nil {
+		return nil, nil, fmt.Errorf("models: build %s graph: %w", m.arch.name, b.err)
+	}
+	gr = &graph{batch: batch, g: g, x: xT.Data().([]float32), logits: logits}
+	if train {
+		tT := tensor.New(tensor.WithShape(batch, data.Classes), tensor.Of(tensor.Float32))
+		t := G.NewTensor(g, tensor.Float32, 2, G.WithShape(batch, data.Classes), G.WithValue(tT), G.WithName("target"))
+		xent := newXentOp()
+		loss := b.apply("loss", xent, logits, t)
+		if b.err != nil {
+			return nil, nil, fmt.Errorf("models: build %s graph: %w", m.arch.name, b.err)
+		}
+		grads, err := G.Grad(loss, p...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("models: differentiate %s: %w", m.arch.name, err)
+		}
+		tg = &trainGraph{graph: gr, t: tT.Data().([]float32), xent: xent, drops: b.drops}
+		for i, gn := range grads {
+			tg.vgs = append(tg.vgs, paramGrad{w: m.params[i], grad: gn})
+		}
+	}
+	gr.vm = G.NewTapeMachine(g)
+	return gr, tg, nil
+}
+
+// run executes the graph once and readies it for the next run.
+func (gr *graph) run() error {
+	err := gr.vm.RunAll()
+	gr.vm.Reset()
+	return err
+}
+
+// load copies the images of examples [from, to) of set into the input,
+// zeroing the rest.
+func (gr *graph) load(set *data.Set, from, to int) {
+	n := copy(gr.x, set.Images[from*data.Pixels:to*data.Pixels])
+	clear(gr.x[n:])
+}
+
+// trainGraph is a graph with loss and gradients.
+type trainGraph struct {
+	*graph
+	t     []float32 // targets, batch * 10
+	xent  *xentOp
+	drops []*dropout
+	vgs   []G.ValueGrad
+}
+
+// step runs forward and backward on one batch (len(y) <= batch examples,
+// x holding their pixels) and returns the mean loss and the number of
+// correct predictions. It does not update the weights.
+func (tg *trainGraph) step(x []float32, y []uint8, r *randSource) (loss float64, correct int, err error) {
+	n := copy(tg.x, x)
+	clear(tg.x[n:])
+	clear(tg.t)
+	w := 1 / float32(len(y))
+	for i, l := range y {
+		tg.t[i*data.Classes+int(l)] = w
+	}
+	for _, d := range tg.drops {
+		d.fill(r.drop)
+	}
+	if err := tg.run(); err != nil {
+		return 0, 0, err
+	}
+	return tg.xent.loss, tg.xent.correct, nil
+}
+
+// evalGraph returns the forward-only graph for batch, building it once.
+// The caller holds m.mu.
+func (m *Model) evalGraph(batch int) (*graph, error) {
+	if gr, ok := m.evals[batch]; ok {
+		return gr.graph, nil
+	}
+	gr, _, err := m.build(batch, false)
+	if err != nil {
+		return nil, err
+	}
+	m.evals[batch] = &evalGraph{gr}
+	return gr, nil
+}
+
+type evalGraph struct{ *graph }
+
+// Evaluate returns the mean cross-entropy loss and the accuracy of the
+// model on every example of set, in order, without dropout. A last partial
+// batch is padded and only its real examples count.
+func (m *Model) Evaluate(set *data.Set) (loss, acc float64, err error) {
+	return m.evaluate(context.Background(), set)
+}
+
+func (m *Model) evaluate(ctx context.Context, set *data.Set) (loss, acc float64, err error) {
+	n := set.Len()
+	if n == 0 {
+		return 0, 0, errors.New("models: evaluate: empty set")
+	}
+	var sum float64
+	correct := 0
+	err = m.forward(ctx, set, func(i int, logits []float32) {
+		lse := logSumExp(logits)
+		l := int(set.Labels[i])
+		sum += lse - float64(logits[l])
+		if argmax(logits) == l {
+			correct++
+		}
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return sum / float64(n), float64(correct) / float64(n), nil
+}
+
+// Predict returns the predicted class of every example of set.
+func (m *Model) Predict(set *data.Set) ([]uint8, error) {
+	out := make([]uint8, set.Len())
+	err := m.forward(context.Background(), set, func(i int, logits []float32) {
+		out[i] = uint8(argmax(logits))
+	})
+	return out, err
+}
+
+// forward runs the evaluation graph over set and calls fn with the logits
+// of each example in order.
+func (m *Model) forward(ctx context.Context, set *data.Set, fn func(i int, logits []float32)) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := set.Len()
+	gr, err := m.evalGraph(min(m.arch.evalBatch, max(n, 1)))
+	if err != nil {
+		return err
+	}
+	for from := 0; from < n; from += gr.batch {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		to := min(from+gr.batch, n)
+		gr.load(set, from, to)
+		if err := gr.vm.RunAll(); err != nil {
+			gr.vm.Reset()
+			return fmt.Errorf("models: evaluate: %w", err)
+		}
+		out, err := f32s(gr.logits.Value())
+		if err != nil {
+			gr.vm.Reset()
+			return fmt.Errorf("models: evaluate: %w", err)
+		}
+		for i := from; i < to; i++ {
+			r := (i - from) * data.Classes
+			fn(i, out[r:r+data.Classes])
+		}
+		gr.vm.Reset()
+	}
+	return nil
+}
+
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}

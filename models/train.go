@@ -1,0 +1,174 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/fmtune/fmtune/data"
+)
+
+// EpochStats is the learning curve at the end of one epoch.
+type EpochStats struct {
+	Epoch         int     `json:"epoch"`           // 1-based
+	TrainLoss     float64 `json:"train_loss"`      // mean over the epoch's batches, weighted by batch size, dropout on
+	TrainAcc      float64 `json:"train_accuracy"`  // likewise
+	ValLoss       float64 `json:"val_loss"`        // exact over the validation set, dropout off (0 without one)
+	ValAcc        float64 `json:"val_accuracy"`    // likewise
+	Seconds       float64 `json:"seconds"`         // wall time of the epoch, validation included
+	SamplesPerSec float64 `json:"samples_per_sec"` // training examples per second of training time
+}
+
+// Hooks lets the caller watch and stop training.
+type Hooks struct {
+	// OnEpoch, if set, is called after each epoch. A non-nil error stops
+	// training; Train then returns an error wrapping it.
+	OnEpoch func(EpochStats) error
+	// OnBatch, if set, is called after each training batch (1-based epoch
+	// and batch). It must be cheap.
+	OnBatch func(epoch, batch, batches int)
+}
+
+// Result is the outcome of Train.
+type Result struct {
+	History []EpochStats
+	Model   *Model
+}
+
+// ErrDiverged is matched (errors.Is) by a *DivergedError.
+var ErrDiverged = errors.New("training diverged")
+
+// DivergedError reports a NaN or infinite training loss.
+type DivergedError struct {
+	Epoch, Batch int     // 1-based
+	Loss         float64 // NaN or ±Inf
+}
+
+func (e *DivergedError) Error() string {
+	return fmt.Sprintf("training diverged: loss %v at epoch %d, batch %d", e.Loss, e.Epoch, e.Batch)
+}
+
+// Is makes errors.Is(err, ErrDiverged) true.
+func (e *DivergedError) Is(target error) bool { return target == ErrDiverged }
+
+// randSource holds the random streams of one run, all derived from the
+// seed: weights (NewModel), the shuffle of each epoch and dropout masks.
+type randSource struct {
+	seed int64
+	drop *rand.Rand
+}
+
+func newRandSource(seed int64) *randSource {
+	return &randSource{seed: seed, drop: rand.New(rand.NewPCG(uint64(seed), 0xd1b54a32d192ed03))}
+}
+
+// shuffleSeed is the seed of epoch's shuffle.
+func (r *randSource) shuffleSeed(epoch int) int64 {
+	return int64(splitmix64(uint64(r.seed) ^ 0x9e3779b97f4a7c15 + uint64(epoch)))
+}
+
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// Train trains a new model of cfg.Arch on train for cfg.Epochs epochs,
+// evaluating on val (may be nil) after each. Weights, the shuffle of each
+// epoch and dropout masks all derive from cfg.Seed: the same seed, config
+// and data give the same history on the same build.
+//
+// The training set is shuffled every epoch; the last batch of an epoch may
+// be smaller than cfg.Batch and is trained on like the others (padded,
+// with a loss that is the mean over its real examples).
+//
+// Train checks ctx before every batch; on cancellation it returns an error
+// wrapping ctx.Err(). A NaN or infinite loss stops it with a
+// *DivergedError. On any error after training started, the returned Result
+// holds the epochs completed so far.
+func Train(ctx context.Context, cfg Config, train, val *data.Set, hooks Hooks) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if train == nil || train.Len() == 0 {
+		return nil, errors.New("models: train: empty training set")
+	}
+	model, err := NewModel(cfg.Arch, cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	solver, err := NewSolver(cfg)
+	if err != nil {
+		return nil, err
+	}
+	batch := min(cfg.Batch, train.Len())
+	_, tg, err := model.build(batch, true)
+	if err != nil {
+		return nil, err
+	}
+	rs := newRandSource(cfg.Seed)
+	res := &Result{Model: model}
+	batches := (train.Len() + batch - 1) / batch
+
+	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
+		start := time.Now()
+		var lossSum float64
+		var correct, bi int
+		err := train.Batches(batch, rs.shuffleSeed(epoch), true, func(x []float32, y []uint8) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			bi++
+			loss, c, err := tg.step(x, y, rs)
+			if err != nil {
+				return fmt.Errorf("models: epoch %d batch %d: %w", epoch, bi, err)
+			}
+			if math.IsNaN(loss) || math.IsInf(loss, 0) {
+				return &DivergedError{Epoch: epoch, Batch: bi, Loss: loss}
+			}
+			if err := solver.Step(tg.vgs); err != nil {
+				return fmt.Errorf("models: epoch %d batch %d: optimizer: %w", epoch, bi, err)
+			}
+			lossSum += loss * float64(len(y))
+			correct += c
+			if hooks.OnBatch != nil {
+				hooks.OnBatch(epoch, bi, batches)
+			}
+			return nil
+		})
+		if err != nil {
+			if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+				return res, fmt.Errorf("models: training interrupted in epoch %d: %w", epoch, err)
+			}
+			return res, err
+		}
+		trainTime := time.Since(start).Seconds()
+		n := float64(train.Len())
+		st := EpochStats{
+			Epoch:         epoch,
+			TrainLoss:     lossSum / n,
+			TrainAcc:      float64(correct) / n,
+			SamplesPerSec: n / trainTime,
+		}
+		if val != nil && val.Len() > 0 {
+			if st.ValLoss, st.ValAcc, err = model.evaluate(ctx, val); err != nil {
+				if ctx.Err() != nil {
+					return res, fmt.Errorf("models: training interrupted in epoch %d: %w", epoch, err)
+				}
+				return res, err
+			}
+		}
+		st.Seconds = time.Since(start).Seconds()
+		res.History = append(res.History, st)
+		if hooks.OnEpoch != nil {
+			if err := hooks.OnEpoch(st); err != nil {
+				return res, fmt.Errorf("models: training stopped after epoch %d: %w", epoch, err)
+			}
+		}
+	}
+	return res, nil
+}
