@@ -10,6 +10,10 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fmtune/fmtune/models"
+	"github.com/fmtune/fmtune/search"
+	"github.com/fmtune/fmtune/study"
 )
 
 // Exit codes: the only place they are decided is run.
@@ -46,15 +50,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	fmt.Fprintln(stderr, "fmtune:", err)
-	var uerr *usageError
 	switch {
-	case errors.As(err, &uerr):
+	case isUsageError(err):
 		return exitUsage
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		return exitInterrupted
 	default:
 		return exitFailure
 	}
+}
+
+// isUsageError reports whether err is a mistake in what the user asked for,
+// as opposed to a failure while doing it.
+func isUsageError(err error) bool {
+	var uerr *usageError
+	return errors.As(err, &uerr) ||
+		errors.Is(err, models.ErrInvalidConfig) ||
+		errors.Is(err, search.ErrInvalidSpace) ||
+		errors.Is(err, search.ErrUnknownName) ||
+		errors.Is(err, study.ErrInvalidSpec) ||
+		errors.Is(err, study.ErrSpecMismatch)
 }
 
 // newRootCmd builds the command tree.
@@ -80,6 +95,12 @@ keeps every trial in an Optuna-compatible SQLite or PostgreSQL storage.`,
 		newModelsCmd(),
 		newTrainCmd(),
 		newBenchCmd(),
+		newTuneCmd(),
+		newResumeCmd(),
+		newWorkerCmd(),
+		newBestCmd(),
+		newStudiesCmd(),
+		newTrialsCmd(),
 	)
 	return root
 }

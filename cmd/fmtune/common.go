@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fmtune/fmtune/storage"
+)
+
+// openStore opens the storage named by the --storage flag, $FMTUNE_STORAGE
+// or the default.
+func openStore(ctx context.Context, flag string) (*storage.Storage, error) {
+	return storage.Open(ctx, storage.ResolveURL(flag))
+}
+
+// noArgs rejects positional arguments as a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("%s takes no arguments, got %q", cmd.CommandPath(), args)
+	}
+	return nil
+}
+
+// exactArgs wants n positional arguments, described by what.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usagef("%s needs %s (usage: %s)", cmd.CommandPath(), what, cmd.UseLine())
+		}
+		return nil
+	}
+}
+
+func fmtPtr(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.4f", *v)
+}
+
+// formatParams prints params as lr=0.01 optimizer=adam batch=128, in that
+// order, then any others by name.
+func formatParams(params map[string]any) string {
+	order := map[string]int{"lr": 0, "optimizer": 1, "batch": 2}
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		oi, iok := order[keys[i]]
+		oj, jok := order[keys[j]]
+		if iok != jok {
+			return iok
+		}
+		if iok {
+			return oi < oj
+		}
+		return keys[i] < keys[j]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%v", k, params[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+// openExistingStore opens a storage for reading.
+// TODO: must not create an empty SQLite file.
+func openExistingStore(ctx context.Context, flag string) (*storage.Storage, error) {
+	return openStore(ctx, flag)
+}

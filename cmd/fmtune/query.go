@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fmtune/fmtune/study"
+)
+
+// QueryOptions are the options of best, studies and trials.
+type QueryOptions struct {
+	Study   string
+	Storage string
+	State   string
+	JSON    bool
+	CSV     bool
+	Out     io.Writer
+}
+
+func bindQueryFlags(cmd *cobra.Command, opts *QueryOptions) {
+	cmd.Flags().StringVar(&opts.Storage, "storage", "", "storage URL (default $FMTUNE_STORAGE, else sqlite:///fmtune.db)")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print JSON")
+}
+
+func newBestCmd() *cobra.Command {
+	opts := &QueryOptions{}
+	cmd := &cobra.Command{
+		Use:   "best NAME [--json]",
+		Short: "Show the best trial of a study",
+		Long: `Show the complete trial with the highest validation accuracy: its number,
+parameters, validation and test accuracy, epochs and duration. Exits 1 when
+the study has no complete trial yet.`,
+		Args: exactArgs(1, "the study name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Study, opts.Out = args[0], cmd.OutOrStdout()
+			return bestRun(cmd.Context(), opts)
+		},
+	}
+	bindQueryFlags(cmd, opts)
+	return cmd
+}
+
+func bestRun(ctx context.Context, opts *QueryOptions) error {
+	store, err := openExistingStore(ctx, opts.Storage)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	best, err := study.Best(store, opts.Study)
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		return writeJSON(opts.Out, best)
+	}
+	w := tabwriter.NewWriter(opts.Out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "study\t%s\n", opts.Study)
+	fmt.Fprintf(w, "trial\t%d (%s)\n", best.Number, best.Source)
+	fmt.Fprintf(w, "params\t%s\n", formatParams(best.Params))
+	fmt.Fprintf(w, "val accuracy\t%s\n", fmtPtr(best.ValAcc))
+	fmt.Fprintf(w, "test accuracy\t%s\n", fmtPtr(best.TestAcc))
+	fmt.Fprintf(w, "epochs\t%d\n", best.Epochs)
+	fmt.Fprintf(w, "duration\t%.1fs\n", best.Seconds)
+	if best.Seed != nil {
+		fmt.Fprintf(w, "seed\t%d\n", *best.Seed)
+	}
+	return w.Flush()
+}
+
+func newStudiesCmd() *cobra.Command {
+	opts := &QueryOptions{}
+	cmd := &cobra.Command{
+		Use:   "studies [--json]",
+		Short: "List the studies in the storage",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.Out = cmd.OutOrStdout()
+			return studiesRun(cmd.Context(), opts)
+		},
+	}
+	bindQueryFlags(cmd, opts)
+	return cmd
+}
+
+func studiesRun(ctx context.Context, opts *QueryOptions) error {
+	store, err := openExistingStore(ctx, opts.Storage)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	list, err := study.Studies(store)
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		return writeJSON(opts.Out, list)
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(opts.Out, "no studies yet; start one with: fmtune tune --study NAME")
+		return nil
+	}
+	w := tabwriter.NewWriter(opts.Out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "STUDY\tARCH\tSAMPLER\tCOMPLETE\tPRUNED\tFAIL\tRUNNING\tWAITING\tBEST VAL ACC\tBEST TRIAL")
+	for _, s := range list {
+		arch, sampler := s.Arch, s.Sampler
+		if !s.Fmtune {
+			arch, sampler = "(not fmtune)", "-"
+		}
+		bestTrial := "-"
+		if s.BestTrial != nil {
+			bestTrial = strconv.Itoa(*s.BestTrial)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", s.Name, arch, sampler,
+			s.Complete, s.Pruned, s.Fail, s.Running, s.Waiting, fmtPtr(s.Best), bestTrial)
+	}
+	return w.Flush()
+}
+
+func newTrialsCmd() *cobra.Command {
+	opts := &QueryOptions{}
+	cmd := &cobra.Command{
+		Use:   "trials NAME [--state complete|pruned|fail|running|waiting] [--json|--csv]",
+		Short: "List the trials of a study, one row each",
+		Args:  exactArgs(1, "the study name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Study, opts.Out = args[0], cmd.OutOrStdout()
+			if opts.JSON && opts.CSV {
+				return usagef("choose one of --json and --csv")
+			}
+			return trialsRun(cmd.Context(), opts)
+		},
+	}
+	bindQueryFlags(cmd, opts)
+	cmd.Flags().StringVar(&opts.State, "state", "", "only trials in this state: "+strings.Join(study.StateNames, ", "))
+	cmd.Flags().BoolVar(&opts.CSV, "csv", false, "print CSV")
+	return cmd
+}
+
+func trialsRun(ctx context.Context, opts *QueryOptions) error {
+	if opts.State != "" {
+		if err := validState(opts.State); err != nil {
+			return err
+		}
+	}
+	store, err := openExistingStore(ctx, opts.Storage)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	trials, err := study.Trials(store, opts.Study, opts.State)
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		for i := range trials {
+			trials[i].Curve = nil // keep rows short; the curve is in the storage
+		}
+		return writeJSON(opts.Out, trials)
+	}
+	header := []string{"number", "state", "source", "lr", "optimizer", "batch", "val_accuracy", "test_accuracy", "epochs", "seconds", "fail_reason"}
+	rows := make([][]string, 0, len(trials))
+	for _, t := range trials {
+		rows = append(rows, []string{
+			strconv.Itoa(t.Number), t.State, t.Source,
+			paramText(t.Params, "lr"), paramText(t.Params, "optimizer"), paramText(t.Params, "batch"),
+			fmtPtr(t.ValAcc), fmtPtr(t.TestAcc), strconv.Itoa(t.Epochs), fmt.Sprintf("%.1f", t.Seconds), t.FailReason,
+		})
+	}
+	if opts.CSV {
+		w := csv.NewWriter(opts.Out)
+		_ = w.Write(header)
+		_ = w.WriteAll(rows)
+		return w.Error()
+	}
+	w := tabwriter.NewWriter(opts.Out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, strings.ToUpper(strings.Join(header, "\t")))
+	for _, r := range rows {
+		fmt.Fprintln(w, strings.Join(r, "\t"))
+	}
+	return w.Flush()
+}
+
+func validState(s string) error {
+	for _, v := range study.StateNames {
+		if v == s {
+			return nil
+		}
+	}
+	return usagef("--state %q: valid states are %s", s, strings.Join(study.StateNames, ", "))
+}
+
+func paramText(params map[string]any, name string) string {
+	v, ok := params[name]
+	if !ok {
+		return "-"
+	}
+	return fmt.Sprint(v)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,268 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fmtune/fmtune/data"
+	"github.com/fmtune/fmtune/models"
+	"github.com/fmtune/fmtune/search"
+	"github.com/fmtune/fmtune/storage"
+	"github.com/fmtune/fmtune/study"
+)
+
+// TuneOptions are the options of `fmtune tune`.
+type TuneOptions struct {
+	File                 string
+	Study, Arch          string
+	LR, Optimizers, Batch string
+	Sampler, Pruner      string
+	Epochs, Trials       int
+	Seed                 int64
+	Val, TrainLimit      int
+	RunFlags
+	changed func(name string) bool
+}
+
+// RunFlags are the flags shared by tune, resume and worker.
+type RunFlags struct {
+	Storage   string
+	Data      string
+	Workers   int
+	Timeout   time.Duration
+	Heartbeat time.Duration
+	Quiet     bool
+	JSON      bool
+	Out, Err  io.Writer
+}
+
+func (f *RunFlags) bind(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.Storage, "storage", "", "storage URL: sqlite:///file.db, sqlite:////abs/file.db or postgresql://user:pass@host:port/db (default $FMTUNE_STORAGE, else "+storage.DefaultURL+")")
+	cmd.Flags().StringVar(&f.Data, "data", "", "Fashion-MNIST directory (default: $FMTUNE_DATA, "+data.SystemDir+", user cache)")
+	cmd.Flags().IntVar(&f.Workers, "workers", runtime.NumCPU(), "trials trained in parallel in this process (goroutines)")
+	cmd.Flags().DurationVar(&f.Timeout, "timeout", 0, "start no new trial after this long, e.g. 30m (0: no limit)")
+	cmd.Flags().DurationVar(&f.Heartbeat, "heartbeat", study.DefaultHeartbeat, "how often running trials record a heartbeat; a trial silent for 4x this is taken for crashed")
+	cmd.Flags().BoolVarP(&f.Quiet, "quiet", "q", false, "print no progress")
+	cmd.Flags().BoolVar(&f.JSON, "json", false, "print the outcome as JSON on stdout")
+	_ = cmd.Flags().MarkHidden("heartbeat")
+}
+
+func newTuneCmd() *cobra.Command {
+	opts := &TuneOptions{}
+	def := study.DefaultSpec()
+	cmd := &cobra.Command{
+		Use:   "tune --study NAME [--arch mlp] [flags]",
+		Short: "Launch (or continue) a tuning study",
+		Long: `Launch a tuning study: a sampler proposes learning rate, optimizer and batch
+size; each trial trains the architecture for --epochs and reports validation
+accuracy every epoch so weak trials can be pruned. Everything is stored, so a
+stopped study continues with 'fmtune resume NAME'.
+
+Search space: choices "0.001,0.01,0.1" or ranges "1e-4:0.3:log" (lr) and
+"64:512:64" (batch). Samplers: tpe, grid (every combination once), random.
+Pruners: median, asha, hyperband, none.
+
+A spec can also come from a YAML file (-f); flags override it. Keys: study,
+arch, lr, optimizers, batch, sampler, pruner, epochs, trials, timeout,
+workers, seed, data, val, train_limit, storage.`,
+		Example: `  fmtune tune --study demo --arch mlp --trials 12 --epochs 3 --workers 2 --train-limit 10000
+  fmtune tune --study grid-mlp --sampler grid --epochs 5
+  fmtune tune --study wide --lr 1e-4:0.3:log --batch 64:512:64 --trials 40
+  fmtune tune -f examples/study.yaml --trials 30`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.Out, opts.Err = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			opts.changed = cmd.Flags().Changed
+			return tuneRun(cmd.Context(), opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&opts.File, "file", "f", "", "read the study spec from this YAML file")
+	f.StringVar(&opts.Study, "study", "", "study name (required)")
+	f.StringVar(&opts.Arch, "arch", def.Arch, "architecture: mlp, deep, cnn, cnn-dropout")
+	f.StringVar(&opts.LR, "lr", def.Space.LR.String(), "learning rates: choices or a range low:high[:log]")
+	f.StringVar(&opts.Optimizers, "optimizers", "sgd,adam,nadam,rmsprop", "optimizers to choose from")
+	f.StringVar(&opts.Batch, "batch", def.Space.Batch.String(), "batch sizes: choices or a range low:high[:step]")
+	f.StringVar(&opts.Sampler, "sampler", def.Sampler, "tpe, grid or random")
+	f.StringVar(&opts.Pruner, "pruner", def.Pruner, "median, asha, hyperband or none")
+	f.IntVar(&opts.Epochs, "epochs", def.Epochs, "epochs per trial")
+	f.IntVar(&opts.Trials, "trials", 0, "target number of finished trials in the study (default: the grid size for grid, else no limit)")
+	f.Int64Var(&opts.Seed, "seed", def.Seed, "seed of the sampler and of every trial's training")
+	f.IntVar(&opts.Val, "val", def.Val, "validation set: the last N training images")
+	f.IntVar(&opts.TrainLimit, "train-limit", 0, "train on the first N training images only (0: all), for quick looks")
+	opts.RunFlags.bind(cmd)
+	return cmd
+}
+
+// specFromOptions builds the spec: defaults, then the file, then the flags
+// that were set.
+func specFromOptions(opts *TuneOptions) (study.Spec, error) {
+	spec := study.DefaultSpec()
+	lr, optimizers, batch := opts.LR, opts.Optimizers, opts.Batch
+	set := func(flag string) bool { return opts.changed != nil && opts.changed(flag) }
+	if opts.File != "" {
+		file, err := study.ReadFile(opts.File)
+		if err != nil {
+			return spec, err
+		}
+		pick := func(flag, fromFile string, dst *string) {
+			if fromFile != "" && !set(flag) {
+				*dst = fromFile
+			}
+		}
+		pick("study", file.Study, &opts.Study)
+		pick("arch", file.Arch, &opts.Arch)
+		pick("lr", string(file.LR), &lr)
+		pick("optimizers", string(file.Optimizers), &optimizers)
+		pick("batch", string(file.Batch), &batch)
+		pick("sampler", file.Sampler, &opts.Sampler)
+		pick("pruner", file.Pruner, &opts.Pruner)
+		pick("data", file.Data, &opts.Data)
+		pick("storage", file.Storage, &opts.Storage)
+		pickInt := func(flag string, fromFile int, dst *int) {
+			if fromFile != 0 && !set(flag) {
+				*dst = fromFile
+			}
+		}
+		pickInt("epochs", file.Epochs, &opts.Epochs)
+		pickInt("trials", file.Trials, &opts.Trials)
+		pickInt("workers", file.Workers, &opts.Workers)
+		pickInt("val", file.Val, &opts.Val)
+		pickInt("train-limit", file.TrainLimit, &opts.TrainLimit)
+		if file.Seed != nil && !set("seed") {
+			opts.Seed = *file.Seed
+		}
+		if file.Timeout != "" && !set("timeout") {
+			d, err := time.ParseDuration(file.Timeout)
+			if err != nil {
+				return spec, usagef("%s: timeout %q: %v (write e.g. 30m or 2h)", opts.File, file.Timeout, err)
+			}
+			opts.Timeout = d
+		}
+	}
+	var err error
+	if spec.Space.LR, err = search.ParseFloatDim("lr", lr); err != nil {
+		return spec, err
+	}
+	if spec.Space.Optimizers, err = search.ParseOptimizers(optimizers, models.Optimizers()); err != nil {
+		return spec, err
+	}
+	if spec.Space.Batch, err = search.ParseIntDim("batch", batch); err != nil {
+		return spec, err
+	}
+	spec.Name, spec.Arch, spec.Sampler, spec.Pruner = opts.Study, opts.Arch, opts.Sampler, opts.Pruner
+	spec.Epochs, spec.Trials, spec.Seed, spec.Val, spec.TrainLimit = opts.Epochs, opts.Trials, opts.Seed, opts.Val, opts.TrainLimit
+	return spec, spec.Validate(archNames(), models.Optimizers())
+}
+
+func archNames() []string {
+	var names []string
+	for _, a := range models.Archs() {
+		names = append(names, a.Name)
+	}
+	return names
+}
+
+func tuneRun(ctx context.Context, opts *TuneOptions) error {
+	spec, err := specFromOptions(opts)
+	if err != nil {
+		return err
+	}
+	if err := checkRunFlags(&opts.RunFlags); err != nil {
+		return err
+	}
+	ds, err := loadData(opts.Data, spec.Val, spec.TrainLimit)
+	if err != nil {
+		return err
+	}
+	spec.DataChecksum, spec.Version = ds.Checksum, version
+	store, err := openStore(ctx, opts.Storage)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	spec, err = study.Prepare(store, spec)
+	if err != nil {
+		return err
+	}
+	return runStudy(ctx, store, ds, spec, &opts.RunFlags)
+}
+
+func checkRunFlags(f *RunFlags) error {
+	if f.Workers < 1 {
+		return usagef("--workers must be at least 1 (got %d)", f.Workers)
+	}
+	if f.Timeout < 0 {
+		return usagef("--timeout must not be negative (got %s)", f.Timeout)
+	}
+	if f.Heartbeat <= 0 {
+		return usagef("--heartbeat must be positive (got %s)", f.Heartbeat)
+	}
+	return nil
+}
+
+func loadData(dir string, val, trainLimit int) (*data.Dataset, error) {
+	found, err := data.Locate(dir)
+	if err != nil {
+		return nil, err
+	}
+	return data.Load(found, data.Options{Val: val, TrainLimit: trainLimit})
+}
+
+// runStudy runs a prepared study with progress on stderr and prints the
+// outcome and the best trial.
+func runStudy(ctx context.Context, store *storage.Storage, ds *data.Dataset, spec study.Spec, f *RunFlags) error {
+	var progress study.Progress
+	switch {
+	case f.Quiet:
+	case isTerminal(f.Err):
+		progress = study.NewTermProgress(f.Err)
+	default:
+		progress = study.NewLogProgress(f.Err)
+	}
+	out, err := study.Run(ctx, store, ds, spec, study.RunOptions{
+		Workers: f.Workers, Timeout: f.Timeout, Heartbeat: f.Heartbeat, Progress: progress,
+	})
+	if out == nil {
+		return err
+	}
+	best, berr := study.Best(store, spec.Name)
+	if f.JSON {
+		doc := map[string]any{"study": spec.Name, "reason": out.Reason, "finished_this_run": out.Finished, "counts": out.Counts}
+		if berr == nil {
+			doc["best"] = best
+		}
+		enc := json.NewEncoder(f.Out)
+		enc.SetIndent("", "  ")
+		if jerr := enc.Encode(doc); jerr != nil && err == nil {
+			err = jerr
+		}
+		return err
+	}
+	c := out.Counts
+	fmt.Fprintf(f.Out, "study %s: %s; %d trials this run; %d complete, %d pruned, %d failed, %d waiting\n",
+		spec.Name, out.Reason, out.Finished, c.Complete, c.Pruned, c.Fail, c.Waiting)
+	if berr == nil {
+		fmt.Fprintf(f.Out, "best: trial %d, val accuracy %.4f, test accuracy %s, %s\n", best.Number, *best.ValAcc, fmtPtr(best.TestAcc), formatParams(best.Params))
+	}
+	if err != nil && out.Reason == "interrupted" {
+		fmt.Fprintf(f.Err, "interrupted: running trials were marked FAIL and queued again; continue with: fmtune resume %s\n", spec.Name)
+	}
+	return err
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,289 @@
+package study
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/c-bata/goptuna"
+
+	"github.com/fmtune/fmtune/models"
+	"github.com/fmtune/fmtune/search"
+)
+
+// Progress receives what a running study does. Calls come from many
+// goroutines; implementations synchronise themselves.
+type Progress interface {
+	Start(RunInfo)
+	TrialStarted(worker, number int, p search.Point)
+	Batch(worker, epoch, batch, batches int)
+	Epoch(worker, number int, e models.EpochStats)
+	TrialFinished(worker int, r TrialResult)
+	Note(msg string)
+	Stop()
+}
+
+// RunInfo describes a run as it starts.
+type RunInfo struct {
+	Study   string
+	Workers int
+	Target  int // 0: no target
+	Counts  Counts
+	Best    *TrialResult
+}
+
+// TrialResult is a finished trial as the progress display sees it.
+type TrialResult struct {
+	Number  int
+	Point   search.Point
+	State   goptuna.TrialState
+	Value   float64 // final validation accuracy (complete) or the last reported one (pruned)
+	TestAcc float64
+	Epochs  int
+	Seconds float64
+	Reason  string
+}
+
+type nopProgress struct{}
+
+func (nopProgress) Start(RunInfo)                       {}
+func (nopProgress) TrialStarted(int, int, search.Point) {}
+func (nopProgress) Batch(int, int, int, int)            {}
+func (nopProgress) Epoch(int, int, models.EpochStats)   {}
+func (nopProgress) TrialFinished(int, TrialResult)      {}
+func (nopProgress) Note(string)                         {}
+func (nopProgress) Stop()                               {}
+
+// tally keeps the study line: counts, best so far, timing.
+type tally struct {
+	info     RunInfo
+	start    time.Time
+	finished int
+	counts   Counts
+	best     *TrialResult
+}
+
+func (t *tally) begin(info RunInfo) {
+	t.info, t.start, t.counts, t.best = info, time.Now(), info.Counts, info.Best
+}
+
+func (t *tally) add(r TrialResult) {
+	t.finished++
+	switch r.State {
+	case goptuna.TrialStateComplete:
+		t.counts.Complete++
+		t.counts.Done++
+		if t.best == nil || r.Value > t.best.Value {
+			rc := r
+			t.best = &rc
+		}
+	case goptuna.TrialStatePruned:
+		t.counts.Pruned++
+		t.counts.Done++
+	case goptuna.TrialStateFail:
+		t.counts.Fail++
+		if r.Reason != ReasonInterrupted {
+			t.counts.Done++
+		}
+	}
+}
+
+// line is the one-line study summary.
+func (t *tally) line() string {
+	c := t.counts
+	var b strings.Builder
+	fmt.Fprintf(&b, "study %s: %d done", t.info.Study, c.Done)
+	if t.info.Target > 0 {
+		fmt.Fprintf(&b, "/%d", t.info.Target)
+	}
+	fmt.Fprintf(&b, " (%d complete, %d pruned, %d failed)", c.Complete, c.Pruned, c.Fail)
+	if t.best != nil {
+		fmt.Fprintf(&b, " | best %.4f (trial %d)", t.best.Value, t.best.Number)
+	}
+	elapsed := time.Since(t.start)
+	fmt.Fprintf(&b, " | %s", elapsed.Round(time.Second))
+	if t.info.Target > 0 && t.finished > 0 {
+		left := t.info.Target - c.Done
+		if left > 0 {
+			per := elapsed / time.Duration(t.finished)
+			eta := per * time.Duration(int(math.Ceil(float64(left)/float64(t.info.Workers))))
+			fmt.Fprintf(&b, " | ETA %s", eta.Round(time.Second))
+		}
+	}
+	return b.String()
+}
+
+func describe(r TrialResult) string {
+	switch r.State {
+	case goptuna.TrialStateComplete:
+		return fmt.Sprintf("trial %d complete: val %.4f test %.4f (%s, %d epochs, %.1fs)", r.Number, r.Value, r.TestAcc, r.Point, r.Epochs, r.Seconds)
+	case goptuna.TrialStatePruned:
+		return fmt.Sprintf("trial %d pruned at epoch %d: val %.4f (%s)", r.Number, r.Epochs, r.Value, r.Point)
+	default:
+		return fmt.Sprintf("trial %d failed: %s (%s)", r.Number, describeReason(r.Reason), r.Point)
+	}
+}
+
+// LogProgress writes one plain line per finished epoch and trial: for logs
+// and pipes.
+type LogProgress struct {
+	mu sync.Mutex
+	w  io.Writer
+	t  tally
+}
+
+// NewLogProgress returns a LogProgress writing to w.
+func NewLogProgress(w io.Writer) *LogProgress { return &LogProgress{w: w} }
+
+func (p *LogProgress) printf(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, time.Now().Format("15:04:05")+" "+format+"\n", args...)
+}
+
+func (p *LogProgress) Start(info RunInfo) {
+	p.mu.Lock()
+	p.t.begin(info)
+	p.mu.Unlock()
+	target := "no target"
+	if info.Target > 0 {
+		target = fmt.Sprintf("target %d trials", info.Target)
+	}
+	p.printf("study %s: %d workers, %s, %d done so far", info.Study, info.Workers, target, info.Counts.Done)
+}
+
+func (p *LogProgress) TrialStarted(w, number int, pt search.Point) {
+	p.printf("worker %d: trial %d started: %s", w, number, pt)
+}
+
+func (p *LogProgress) Batch(int, int, int, int) {}
+
+func (p *LogProgress) Epoch(w, number int, e models.EpochStats) {
+	p.printf("worker %d: trial %d epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1fs %.0f samples/s",
+		w, number, e.Epoch, e.TrainLoss, e.TrainAcc, e.ValLoss, e.ValAcc, e.Seconds, e.SamplesPerSec)
+}
+
+func (p *LogProgress) TrialFinished(w int, r TrialResult) {
+	p.mu.Lock()
+	p.t.add(r)
+	line := p.t.line()
+	p.mu.Unlock()
+	p.printf("worker %d: %s", w, describe(r))
+	p.printf("%s", line)
+}
+
+func (p *LogProgress) Note(msg string) { p.printf("%s", msg) }
+func (p *LogProgress) Stop()           {}
+
+// TermProgress redraws one live line per worker and a study line on a
+// terminal, at most every 100ms.
+type TermProgress struct {
+	mu      sync.Mutex
+	w       io.Writer
+	t       tally
+	workers []string
+	drawn   int // lines drawn last time
+	last    time.Time
+}
+
+// NewTermProgress returns a TermProgress writing to the terminal w.
+func NewTermProgress(w io.Writer) *TermProgress { return &TermProgress{w: w} }
+
+func (p *TermProgress) Start(info RunInfo) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.t.begin(info)
+	p.workers = make([]string, info.Workers)
+	for i := range p.workers {
+		p.workers[i] = "idle"
+	}
+	p.redraw(true)
+}
+
+func (p *TermProgress) TrialStarted(w, number int, pt search.Point) {
+	p.set(w, fmt.Sprintf("trial %d %s: starting", number, pt), true)
+}
+
+func (p *TermProgress) Batch(w, epoch, batch, batches int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.workers[w]
+	if i := strings.Index(s, ": "); i >= 0 {
+		s = s[:i]
+	}
+	tail := ""
+	if j := strings.Index(p.workers[w], " | val "); j >= 0 {
+		tail = p.workers[w][j:]
+	}
+	p.workers[w] = fmt.Sprintf("%s: epoch %d batch %d/%d%s", s, epoch, batch, batches, tail)
+	p.redraw(false)
+}
+
+func (p *TermProgress) Epoch(w, number int, e models.EpochStats) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.workers[w]
+	if i := strings.Index(s, ": "); i >= 0 {
+		s = s[:i]
+	}
+	p.workers[w] = fmt.Sprintf("%s: epoch %d done | val acc %.4f", s, e.Epoch, e.ValAcc)
+	p.redraw(true)
+}
+
+func (p *TermProgress) TrialFinished(w int, r TrialResult) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.t.add(r)
+	p.workers[w] = "idle"
+	p.printAbove(describe(r))
+}
+
+func (p *TermProgress) Note(msg string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.printAbove(msg)
+}
+
+func (p *TermProgress) Stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clear()
+	fmt.Fprintln(p.w, p.t.line())
+}
+
+func (p *TermProgress) set(w int, s string, force bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.workers[w] = s
+	p.redraw(force)
+}
+
+// printAbove prints a permanent line above the live block.
+func (p *TermProgress) printAbove(s string) {
+	p.clear()
+	fmt.Fprintln(p.w, s)
+	p.redraw(true)
+}
+
+func (p *TermProgress) clear() {
+	for i := 0; i < p.drawn; i++ {
+		fmt.Fprint(p.w, "\x1b[1A\x1b[2K")
+	}
+	p.drawn = 0
+}
+
+func (p *TermProgress) redraw(force bool) {
+	if !force && time.Since(p.last) < 100*time.Millisecond {
+		return
+	}
+	p.last = time.Now()
+	p.clear()
+	for i, s := range p.workers {
+		fmt.Fprintf(p.w, "  worker %d  %s\n", i, s)
+	}
+	fmt.Fprintln(p.w, p.t.line())
+	p.drawn = len(p.workers) + 1
+}

@@ -1,0 +1,207 @@
+package study
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/c-bata/goptuna"
+
+	"github.com/fmtune/fmtune/models"
+)
+
+// TrialInfo is one stored trial, in the terms a person asks about.
+type TrialInfo struct {
+	Number     int                 `json:"number"`
+	State      string              `json:"state"`
+	Source     string              `json:"source"`
+	Params     map[string]any      `json:"params"`
+	ValAcc     *float64            `json:"val_accuracy"`
+	TestAcc    *float64            `json:"test_accuracy"`
+	Epochs     int                 `json:"epochs"`
+	Seconds    float64             `json:"seconds"`
+	Started    *time.Time          `json:"started,omitempty"`
+	Completed  *time.Time          `json:"completed,omitempty"`
+	FailReason string              `json:"fail_reason,omitempty"`
+	Seed       *int64              `json:"seed,omitempty"`
+	Curve      []models.EpochStats `json:"curve,omitempty"`
+}
+
+// Info converts a goptuna trial.
+func Info(t goptuna.FrozenTrial) TrialInfo {
+	info := TrialInfo{
+		Number:     t.Number,
+		State:      stateName(t.State),
+		Source:     t.SystemAttrs[AttrSource],
+		Params:     t.Params,
+		FailReason: t.SystemAttrs[AttrFailReason],
+	}
+	if info.Source == "" {
+		info.Source = SourceSampled
+	}
+	if t.State == goptuna.TrialStateComplete || t.State == goptuna.TrialStatePruned {
+		v := t.Value
+		info.ValAcc = &v
+	}
+	if v, err := strconv.ParseFloat(t.UserAttrs["test_accuracy"], 64); err == nil {
+		info.TestAcc = &v
+	}
+	info.Epochs, _ = strconv.Atoi(t.UserAttrs["epochs"])
+	info.Seconds, _ = strconv.ParseFloat(t.UserAttrs["seconds"], 64)
+	if s, err := strconv.ParseInt(t.UserAttrs["seed"], 10, 64); err == nil {
+		info.Seed = &s
+	}
+	if !t.DatetimeStart.IsZero() {
+		ts := t.DatetimeStart
+		info.Started = &ts
+	}
+	if !t.DatetimeComplete.IsZero() {
+		tc := t.DatetimeComplete
+		info.Completed = &tc
+	}
+	if c := t.UserAttrs["curve"]; c != "" {
+		_ = json.Unmarshal([]byte(c), &info.Curve)
+	}
+	return info
+}
+
+func stateName(s goptuna.TrialState) string {
+	switch s {
+	case goptuna.TrialStateComplete:
+		return "complete"
+	case goptuna.TrialStatePruned:
+		return "pruned"
+	case goptuna.TrialStateFail:
+		return "fail"
+	case goptuna.TrialStateRunning:
+		return "running"
+	case goptuna.TrialStateWaiting:
+		return "waiting"
+	}
+	return strings.ToLower(s.String())
+}
+
+// StateNames are the states `fmtune trials --state` accepts.
+var StateNames = []string{"complete", "pruned", "fail", "running", "waiting"}
+
+// Trials returns the trials of a study in number order, only those in state
+// when state is not "".
+func Trials(store goptuna.Storage, name, state string) ([]TrialInfo, error) {
+	if state != "" && !contains(StateNames, state) {
+		return nil, fmt.Errorf("%w: unknown state %q (valid: %s)", ErrInvalidSpec, state, strings.Join(StateNames, ", "))
+	}
+	trials, err := allTrials(store, name)
+	if err != nil {
+		return nil, err
+	}
+	var out []TrialInfo
+	for _, t := range trials {
+		info := Info(t)
+		if state == "" || info.State == state {
+			out = append(out, info)
+		}
+	}
+	return out, nil
+}
+
+func allTrials(store goptuna.Storage, name string) ([]goptuna.FrozenTrial, error) {
+	id, err := store.GetStudyIDFromName(name)
+	if err != nil {
+		return nil, studyNotFound(store, name, err)
+	}
+	trials, err := store.GetAllTrials(id)
+	if err != nil {
+		return nil, fmt.Errorf("read trials of %q: %w", name, err)
+	}
+	sort.Slice(trials, func(i, j int) bool { return trials[i].Number < trials[j].Number })
+	return trials, nil
+}
+
+// ErrNoCompleteTrial is returned by Best for a study without a complete trial.
+var ErrNoCompleteTrial = fmt.Errorf("no complete trial yet")
+
+// Best returns the complete trial with the highest validation accuracy
+// (the earliest one on a tie). NaN and Inf values never win.
+func Best(store goptuna.Storage, name string) (TrialInfo, error) {
+	trials, err := allTrials(store, name)
+	if err != nil {
+		return TrialInfo{}, err
+	}
+	best := bestOf(trials)
+	if best == nil {
+		c := countTrials(trials)
+		return TrialInfo{}, fmt.Errorf("study %q: %w (%d pruned, %d failed, %d running)", name, ErrNoCompleteTrial, c.Pruned, c.Fail, c.Running)
+	}
+	for _, t := range trials {
+		if t.Number == best.Number {
+			return Info(t), nil
+		}
+	}
+	return TrialInfo{}, fmt.Errorf("study %q: best trial vanished", name)
+}
+
+// bestOf picks the best complete trial, or nil.
+func bestOf(trials []goptuna.FrozenTrial) *TrialResult {
+	var best *TrialResult
+	for _, t := range trials {
+		if t.State != goptuna.TrialStateComplete || math.IsNaN(t.Value) || math.IsInf(t.Value, 0) {
+			continue
+		}
+		if best == nil || t.Value > best.Value || (t.Value == best.Value && t.Number < best.Number) {
+			best = &TrialResult{Number: t.Number, Value: t.Value, State: t.State}
+		}
+	}
+	return best
+}
+
+// StudyInfo summarises one study of a storage.
+type StudyInfo struct {
+	Name      string   `json:"name"`
+	Arch      string   `json:"arch"`
+	Sampler   string   `json:"sampler"`
+	Pruner    string   `json:"pruner"`
+	Target    int      `json:"target"`
+	Complete  int      `json:"complete"`
+	Pruned    int      `json:"pruned"`
+	Fail      int      `json:"fail"`
+	Running   int      `json:"running"`
+	Waiting   int      `json:"waiting"`
+	Best      *float64 `json:"best_val_accuracy"`
+	BestTrial *int     `json:"best_trial"`
+	Fmtune    bool     `json:"fmtune"` // false for a study another tool wrote
+}
+
+// Studies lists every study in the storage, by name.
+func Studies(store goptuna.Storage) ([]StudyInfo, error) {
+	summaries, err := store.GetAllStudySummaries()
+	if err != nil {
+		return nil, fmt.Errorf("list studies: %w", err)
+	}
+	out := make([]StudyInfo, 0, len(summaries))
+	for _, s := range summaries {
+		info := StudyInfo{Name: s.Name}
+		if text, ok := s.SystemAttrs[SpecAttr]; ok {
+			if spec, err := UnmarshalSpec(text); err == nil {
+				info.Fmtune = true
+				info.Arch, info.Sampler, info.Pruner, info.Target = spec.Arch, spec.Sampler, spec.Pruner, spec.Target()
+			}
+		}
+		trials, err := store.GetAllTrials(s.ID)
+		if err != nil {
+			return nil, fmt.Errorf("read trials of %q: %w", s.Name, err)
+		}
+		c := countTrials(trials)
+		info.Complete, info.Pruned, info.Fail, info.Running, info.Waiting = c.Complete, c.Pruned, c.Fail, c.Running, c.Waiting
+		if b := bestOf(trials); b != nil {
+			v, n := b.Value, b.Number
+			info.Best, info.BestTrial = &v, &n
+		}
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}

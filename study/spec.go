@@ -1,0 +1,231 @@
+// Package study is the tuning engine: the study spec, the worker goroutines
+// that claim or create trials, the objective that trains a model per trial and
+// reports each epoch for pruning, recovery of interrupted and crashed trials,
+// and the queries (best trial, studies, trials) over a storage.
+package study
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/fmtune/fmtune/search"
+)
+
+// ErrInvalidSpec marks a spec the user wrote wrongly (exit code 2).
+var ErrInvalidSpec = errors.New("invalid study spec")
+
+// SpecAttr is the study system attribute that holds the stored spec as JSON.
+const SpecAttr = "fmtune:spec"
+
+// Spec is everything that defines a study. It is stored with the study, so
+// a resumed study runs exactly as it was launched.
+type Spec struct {
+	Name       string       `json:"name"`
+	Arch       string       `json:"arch"`
+	Space      search.Space `json:"space"`
+	Sampler    string       `json:"sampler"`
+	Pruner     string       `json:"pruner"`
+	Epochs     int          `json:"epochs"`
+	Seed       int64        `json:"seed"`
+	Val        int          `json:"val"`
+	TrainLimit int          `json:"train_limit,omitempty"`
+	// Trials is the target number of finished trials (0: the grid size for
+	// grid studies, otherwise unlimited until --timeout or Ctrl-C).
+	Trials int `json:"trials,omitempty"`
+
+	// Set when the study is created, never changed afterwards.
+	DataChecksum string    `json:"data_checksum,omitempty"`
+	Version      string    `json:"fmtune_version,omitempty"`
+	Created      time.Time `json:"created,omitempty"`
+}
+
+// DefaultSpec returns the defaults of `fmtune tune`.
+func DefaultSpec() Spec {
+	return Spec{
+		Arch:    "mlp",
+		Space:   search.DefaultSpace(),
+		Sampler: "tpe",
+		Pruner:  "median",
+		Epochs:  10,
+		Seed:    1,
+		Val:     10000,
+	}
+}
+
+// Validate checks the spec against the valid choices of archs and optimizers.
+func (s Spec) Validate(archs, optimizers []string) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidSpec, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case strings.TrimSpace(s.Name) == "":
+		return bad("a study needs a name: --study NAME")
+	case !contains(archs, s.Arch):
+		return bad("unknown arch %q (valid: %s)", s.Arch, strings.Join(archs, ", "))
+	case s.Epochs < 1:
+		return bad("--epochs must be at least 1 (got %d)", s.Epochs)
+	case s.Trials < 0:
+		return bad("--trials must be 0 (no limit) or more (got %d)", s.Trials)
+	case s.Val < 1:
+		return bad("--val must be at least 1 (got %d)", s.Val)
+	case s.TrainLimit < 0:
+		return bad("--train-limit must be 0 (all) or more (got %d)", s.TrainLimit)
+	}
+	if err := search.CheckName("sampler", s.Sampler, search.SamplerNames); err != nil {
+		return bad("%v", err)
+	}
+	if err := search.CheckName("pruner", s.Pruner, search.PrunerNames); err != nil {
+		return bad("%v", err)
+	}
+	if len(s.Space.Optimizers) == 0 {
+		return bad("--optimizers needs at least one of %s", strings.Join(optimizers, ", "))
+	}
+	for _, o := range s.Space.Optimizers {
+		if !contains(optimizers, o) {
+			return bad("unknown optimizer %q (valid: %s)", o, strings.Join(optimizers, ", "))
+		}
+	}
+	if s.Sampler == "grid" {
+		if _, err := s.Space.Grid(); err != nil {
+			return bad("%v", err)
+		}
+	}
+	return nil
+}
+
+// Target is the number of finished trials the study aims for; 0 means no limit.
+func (s Spec) Target() int {
+	if s.Trials > 0 {
+		return s.Trials
+	}
+	if grid, err := s.Space.Grid(); s.Sampler == "grid" && err == nil {
+		return len(grid)
+	}
+	return 0
+}
+
+// Mismatch names the first field in which other (a spec asked for now)
+// differs from s (the stored spec), or "" when they define the same study.
+// The budget (Trials) may differ.
+func (s Spec) Mismatch(other Spec) string {
+	a, b := s.identity(), other.identity()
+	for _, f := range []struct {
+		name string
+		x, y any
+	}{
+		{"arch", a.Arch, b.Arch},
+		{"sampler", a.Sampler, b.Sampler},
+		{"pruner", a.Pruner, b.Pruner},
+		{"lr", a.Space.LR.String(), b.Space.LR.String()},
+		{"optimizers", strings.Join(a.Space.Optimizers, ","), strings.Join(b.Space.Optimizers, ",")},
+		{"batch", a.Space.Batch.String(), b.Space.Batch.String()},
+		{"epochs", a.Epochs, b.Epochs},
+		{"seed", a.Seed, b.Seed},
+		{"val", a.Val, b.Val},
+		{"train-limit", a.TrainLimit, b.TrainLimit},
+		{"data checksum", a.DataChecksum, b.DataChecksum},
+	} {
+		if f.x != f.y {
+			return fmt.Sprintf("%s: stored %v, asked %v", f.name, f.x, f.y)
+		}
+	}
+	return ""
+}
+
+// identity is s without the fields that may change between runs.
+func (s Spec) identity() Spec {
+	s.Trials, s.Version, s.Created, s.Name = 0, "", time.Time{}, ""
+	return s
+}
+
+// MarshalSpec encodes the spec as stored.
+func MarshalSpec(s Spec) (string, error) {
+	b, err := json.Marshal(s)
+	return string(b), err
+}
+
+// UnmarshalSpec decodes a stored spec.
+func UnmarshalSpec(text string) (Spec, error) {
+	var s Spec
+	if err := json.Unmarshal([]byte(text), &s); err != nil {
+		return Spec{}, fmt.Errorf("stored study spec is unreadable: %w", err)
+	}
+	return s, nil
+}
+
+// File is a study spec as written in a YAML file (fmtune tune -f FILE).
+// Every key is optional; unknown keys are refused.
+type File struct {
+	Study      string   `yaml:"study"`
+	Arch       string   `yaml:"arch"`
+	LR         listText `yaml:"lr"`
+	Optimizers listText `yaml:"optimizers"`
+	Batch      listText `yaml:"batch"`
+	Sampler    string   `yaml:"sampler"`
+	Pruner     string   `yaml:"pruner"`
+	Epochs     int      `yaml:"epochs"`
+	Trials     int      `yaml:"trials"`
+	Timeout    string   `yaml:"timeout"`
+	Workers    int      `yaml:"workers"`
+	Seed       *int64   `yaml:"seed"`
+	Data       string   `yaml:"data"`
+	Val        int      `yaml:"val"`
+	TrainLimit int      `yaml:"train_limit"`
+	Storage    string   `yaml:"storage"`
+}
+
+// listText accepts either "a,b,c" or a YAML list [a, b, c] and keeps the
+// comma-separated text that the flags take.
+type listText string
+
+func (l *listText) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*l = listText(n.Value)
+	case yaml.SequenceNode:
+		parts := make([]string, len(n.Content))
+		for i, c := range n.Content {
+			if c.Kind != yaml.ScalarNode {
+				return fmt.Errorf("line %d: a list of plain values is expected", c.Line)
+			}
+			parts[i] = c.Value
+		}
+		*l = listText(strings.Join(parts, ","))
+	default:
+		return fmt.Errorf("line %d: expected a value or a list", n.Line)
+	}
+	return nil
+}
+
+// ReadFile reads a YAML spec file strictly: an unknown key is an error that
+// names it.
+func ReadFile(path string) (File, error) {
+	var f File
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return f, fmt.Errorf("read spec file: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		return f, fmt.Errorf("%w: %s: %v", ErrInvalidSpec, path, err)
+	}
+	return f, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
