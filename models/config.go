@@ -45,7 +45,7 @@ type OptimizerInfo struct {
 // OptimizerInfos describes the optimizers in Optimizers order.
 func OptimizerInfos() []OptimizerInfo {
 	return []OptimizerInfo{
-		{SGD, "stochastic gradient descent; momentum (non-Nesterov, Keras) with Config.Momentum"},
+		{SGD, "stochastic gradient descent, plain or with (non-Nesterov, Keras) momentum > 0"},
 		{Adam, "Adam, Keras defaults: beta1 0.9, beta2 0.999, eps 1e-7"},
 		{Nadam, "Nadam (Adam with Nesterov momentum, Keras' schedule): beta1 0.9, beta2 0.999, eps 1e-7"},
 		{RMSprop, "RMSprop, Keras defaults: rho 0.9, eps 1e-7, no momentum"},

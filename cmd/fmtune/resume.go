@@ -51,7 +51,7 @@ share the same storage (use PostgreSQL across machines). This is what a batch
 scheduler or a Kubernetes Job runs. It stops when the study's target is
 reached or its grid is complete.`,
 		Example: `  fmtune worker --study big --storage postgresql://fmtune:secret@db:5432/fmtune --workers 2`,
-		Args: noArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.Study == "" {
 				return usagef("worker needs --study NAME")

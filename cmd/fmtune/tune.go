@@ -20,13 +20,13 @@ import (
 
 // TuneOptions are the options of `fmtune tune`.
 type TuneOptions struct {
-	File                 string
-	Study, Arch          string
+	File                  string
+	Study, Arch           string
 	LR, Optimizers, Batch string
-	Sampler, Pruner      string
-	Epochs, Trials       int
-	Seed                 int64
-	Val, TrainLimit      int
+	Sampler, Pruner       string
+	Epochs, Trials        int
+	Seed                  int64
+	Val, TrainLimit       int
 	RunFlags
 	changed func(name string) bool
 }
