@@ -88,15 +88,12 @@ func LoadSpec(store goptuna.Storage, name string) (Spec, int, error) {
 		return Spec{}, 0, studyNotFound(store, name, err)
 	}
 	for wait := 0; ; wait++ {
-		attrs, err := store.GetStudySystemAttrs(id)
-		if err != nil {
-			return Spec{}, 0, fmt.Errorf("read study %q: %w", name, err)
-		}
-		if text, ok := attrs[SpecAttr]; ok && attrs[readyAttr] != "" {
-			spec, err := UnmarshalSpec(text)
+		spec, ok, err := readSpec(store, id)
+		if err != nil || ok {
 			return spec, id, err
 		}
 		if wait == 20 {
+			attrs, _ := store.GetStudySystemAttrs(id)
 			if _, ok := attrs[SpecAttr]; ok {
 				return Spec{}, 0, fmt.Errorf("study %q was not completely created (its grid was being enqueued when its process stopped); delete it and start again", name)
 			}
@@ -104,6 +101,21 @@ func LoadSpec(store goptuna.Storage, name string) (Spec, int, error) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// readSpec reads the stored spec of study id; ok is false while the study
+// has no complete spec (not fmtune's, or being created).
+func readSpec(store goptuna.Storage, id int) (spec Spec, ok bool, err error) {
+	attrs, err := store.GetStudySystemAttrs(id)
+	if err != nil {
+		return Spec{}, false, fmt.Errorf("read study %d: %w", id, err)
+	}
+	text, found := attrs[SpecAttr]
+	if !found || attrs[readyAttr] == "" {
+		return Spec{}, false, nil
+	}
+	spec, err = UnmarshalSpec(text)
+	return spec, err == nil, err
 }
 
 // studyNotFound explains a failed lookup of study name: ErrNotFound, listing

@@ -12,6 +12,7 @@ import (
 	"github.com/c-bata/goptuna"
 
 	"github.com/fmtune/fmtune/models"
+	"github.com/fmtune/fmtune/search"
 )
 
 // TrialInfo is one stored trial, in the terms a person asks about.
@@ -43,6 +44,9 @@ func Info(t goptuna.FrozenTrial) TrialInfo {
 	if info.Source == "" {
 		info.Source = SourceSampled
 	}
+	if p, err := search.PointFromParams(t.Params); err == nil {
+		info.Params = map[string]any{search.ParamLR: p.LR, search.ParamOptimizer: p.Optimizer, search.ParamBatch: p.Batch}
+	}
 	if t.State == goptuna.TrialStateComplete || t.State == goptuna.TrialStatePruned {
 		v := t.Value
 		info.ValAcc = &v
@@ -51,6 +55,7 @@ func Info(t goptuna.FrozenTrial) TrialInfo {
 		info.TestAcc = &v
 	}
 	info.Epochs, _ = strconv.Atoi(t.UserAttrs["epochs"])
+	info.Epochs = max(info.Epochs, len(t.IntermediateValues))
 	info.Seconds, _ = strconv.ParseFloat(t.UserAttrs["seconds"], 64)
 	if s, err := strconv.ParseInt(t.UserAttrs["seed"], 10, 64); err == nil {
 		info.Seed = &s
@@ -98,9 +103,24 @@ func Trials(store goptuna.Storage, name, state string) ([]TrialInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Waiting trials have no parameters yet: show the queued ones.
+	var space *search.Space
+	if id, err := store.GetStudyIDFromName(name); err == nil {
+		if spec, ok, _ := readSpec(store, id); ok {
+			space = &spec.Space
+		}
+	}
 	var out []TrialInfo
 	for _, t := range trials {
 		info := Info(t)
+		if t.State == goptuna.TrialStateWaiting && space != nil {
+			var fixed map[string]float64
+			if json.Unmarshal([]byte(t.SystemAttrs[attrFixed]), &fixed) == nil {
+				if p, err := space.PointFromFixed(fixed); err == nil {
+					info.Params = map[string]any{search.ParamLR: p.LR, search.ParamOptimizer: p.Optimizer, search.ParamBatch: p.Batch}
+				}
+			}
+		}
 		if state == "" || info.State == state {
 			out = append(out, info)
 		}

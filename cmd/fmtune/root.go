@@ -49,13 +49,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(stderr, "fmtune:", err)
 	switch {
 	case isUsageError(err):
+		fmt.Fprintln(stderr, "fmtune:", err)
 		return exitUsage
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
+		fmt.Fprintln(stderr, "fmtune: interrupted")
 		return exitInterrupted
 	default:
+		fmt.Fprintln(stderr, "fmtune:", err)
 		return exitFailure
 	}
 }
