@@ -249,7 +249,7 @@ func (r *runner) acquire(ctx context.Context) (id int, stop string, err error) {
 		}
 		c := countTrials(trials)
 		target := r.spec.Target()
-		if target > 0 && c.Done >= target {
+		if c.Done >= target {
 			return 0, "target reached", nil
 		}
 		if c.Waiting > 0 {
@@ -267,7 +267,7 @@ func (r *runner) acquire(ctx context.Context) (id int, stop string, err error) {
 			}
 			continue // all taken meanwhile: look again
 		}
-		full := target > 0 && c.Done+c.Running >= target
+		full := c.Done+c.Running >= target
 		if r.spec.Sampler != "grid" && !full {
 			id, err := r.store.CreateNewTrial(r.study.ID)
 			if err != nil {

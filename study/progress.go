@@ -30,7 +30,7 @@ type Progress interface {
 type RunInfo struct {
 	Study   string
 	Workers int
-	Target  int // 0: no target
+	Target  int
 	Counts  Counts
 	Best    *TrialResult
 }
@@ -148,11 +148,7 @@ func (p *LogProgress) Start(info RunInfo) {
 	p.mu.Lock()
 	p.t.begin(info)
 	p.mu.Unlock()
-	target := "no target"
-	if info.Target > 0 {
-		target = fmt.Sprintf("target %d trials", info.Target)
-	}
-	p.printf("study %s: %d workers, %s, %d done so far", info.Study, info.Workers, target, info.Counts.Done)
+	p.printf("study %s: %d workers, target %d trials, %d done so far", info.Study, info.Workers, info.Target, info.Counts.Done)
 }
 
 func (p *LogProgress) TrialStarted(w, number int, pt search.Point) {

@@ -37,8 +37,7 @@ type Spec struct {
 	Seed       int64        `json:"seed"`
 	Val        int          `json:"val"`
 	TrainLimit int          `json:"train_limit,omitempty"`
-	// Trials is the target number of finished trials (0: the grid size for
-	// grid studies, otherwise unlimited until --timeout or Ctrl-C).
+	// Trials is the target number of finished trials (0: see Target).
 	Trials int `json:"trials,omitempty"`
 
 	// Set when the study is created, never changed afterwards.
@@ -101,15 +100,20 @@ func (s Spec) Validate(archs, optimizers []string) error {
 	return nil
 }
 
-// Target is the number of finished trials the study aims for; 0 means no limit.
+// DefaultRangeTrials is the default target of a study whose space has a range.
+const DefaultRangeTrials = 50
+
+// Target is the number of finished trials the study aims for: Trials when
+// set, else the number of combinations of a space of choices (24 for the
+// defaults), else DefaultRangeTrials.
 func (s Spec) Target() int {
 	if s.Trials > 0 {
 		return s.Trials
 	}
-	if grid, err := s.Space.Grid(); s.Sampler == "grid" && err == nil {
+	if grid, err := s.Space.Grid(); err == nil {
 		return len(grid)
 	}
-	return 0
+	return DefaultRangeTrials
 }
 
 // Mismatch names the first field in which other (a spec asked for now)
