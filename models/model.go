@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"reflect"
 	"sync"
+	"unsafe"
 
 	"github.com/fmtune/fmtune/data"
 	G "gorgonia.org/gorgonia"
@@ -71,6 +73,7 @@ type graph struct {
 	vm     G.VM
 	x      []float32 // input backing array, batch * 784
 	logits *G.Node
+	pc     *int // the tape machine's program counter, if found
 }
 
 // build constructs and compiles a graph of m for batch examples. train
@@ -118,14 +121,27 @@ func (m *Model) build(batch int, train bool) (gr *graph, tg *trainGraph, err err
 		}
 	}
 	gr.vm = G.NewTapeMachine(g)
+	gr.pc = programCounter(gr.vm)
 	return gr, tg, nil
 }
 
 // run executes the graph once and readies it for the next run.
 func (gr *graph) run() error {
 	err := gr.vm.RunAll()
-	gr.vm.Reset()
+	gr.rewind()
 	return err
+}
+
+// rewind readies the machine for the next run. TapeMachine.Reset also
+// drops every register, so each run would allocate all its tensors again
+// (about 100 MB per cnn batch); rewinding only the program counter keeps
+// them, and the operators write into them (UsePreallocDo).
+func (gr *graph) rewind() {
+	if gr.pc == nil {
+		gr.vm.Reset()
+		return
+	}
+	*gr.pc = 0
 }
 
 // load copies the images of examples [from, to) of set into the input,
@@ -233,22 +249,34 @@ func (m *Model) forward(ctx context.Context, set *data.Set, fn func(i int, logit
 		}
 		to := min(from+gr.batch, n)
 		gr.load(set, from, to)
-		if err := gr.vm.RunAll(); err != nil {
-			gr.vm.Reset()
+		if err := gr.run(); err != nil {
 			return fmt.Errorf("models: evaluate: %w", err)
 		}
 		out, err := f32s(gr.logits.Value())
 		if err != nil {
-			gr.vm.Reset()
 			return fmt.Errorf("models: evaluate: %w", err)
 		}
 		for i := from; i < to; i++ {
 			r := (i - from) * data.Classes
 			fn(i, out[r:r+data.Classes])
 		}
-		gr.vm.Reset()
 	}
 	return nil
+}
+
+// programCounter returns a pointer to the unexported program counter of
+// gorgonia's tape machine, or nil if the machine is not laid out as
+// expected (then run falls back to Reset).
+func programCounter(vm G.VM) *int {
+	v := reflect.ValueOf(vm)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	f := v.Elem().FieldByName("pc")
+	if !f.IsValid() || f.Kind() != reflect.Int {
+		return nil
+	}
+	return (*int)(unsafe.Pointer(f.UnsafeAddr()))
 }
 
 func argmax(v []float32) int {

@@ -464,3 +464,55 @@ func TestTrainRejectsInvalidConfig(t *testing.T) {
 		t.Fatalf("Train = %v, want ErrInvalidConfig", err)
 	}
 }
+
+// TestRewindMatchesReset checks that rewinding the tape machine (keeping
+// its registers between runs) computes exactly what a full Reset does.
+func TestRewindMatchesReset(t *testing.T) {
+	train, _ := subset(t, 200, 1)
+	for _, arch := range []string{"deep", "cnn-dropout"} {
+		t.Run(arch, func(t *testing.T) {
+			var losses [2][]float64
+			var weights [2][]float32
+			for i := range 2 {
+				m, err := NewModel(arch, 4)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, tg, err := m.build(50, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tg.pc == nil {
+					t.Fatal("tape machine program counter not found: every run reallocates")
+				}
+				if i == 1 {
+					tg.pc = nil // Reset after every run
+				}
+				s := &AdamSolver{LR: 0.001}
+				rs := newRandSource(4)
+				for b := range 4 {
+					batch := train.Slice(b*50, b*50+50)
+					loss, _, err := tg.step(batch.Images, batch.Labels, rs)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := s.Step(tg.vgs); err != nil {
+						t.Fatal(err)
+					}
+					losses[i] = append(losses[i], loss)
+				}
+				weights[i] = m.params[0].Data().([]float32)
+			}
+			for b := range losses[0] {
+				if losses[0][b] != losses[1][b] {
+					t.Errorf("batch %d: loss %v rewinding, %v resetting", b, losses[0][b], losses[1][b])
+				}
+			}
+			for j := range weights[0] {
+				if weights[0][j] != weights[1][j] {
+					t.Fatalf("weight %d differs: %v vs %v", j, weights[0][j], weights[1][j])
+				}
+			}
+		})
+	}
+}
