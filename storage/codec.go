@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -184,9 +187,39 @@ func writeIntDist(b *strings.Builder, step, low, high int) {
 		step, low, high)
 }
 
+// distCache memoises distributionFromJSON: a study has a handful of distinct
+// distribution_json strings, and GetAllTrials (which goptuna's samplers and pruners call
+// for every trial) would otherwise decode the same JSON thousands of times.
+var distCache struct {
+	sync.Map // string -> any
+	n        atomic.Int64
+}
+
+const distCacheMax = 4096
+
 // distributionFromJSON decodes Optuna's distribution_json (Optuna 3 names and the
 // pre-3.0 names that Optuna still reads) into a goptuna distribution.
 func distributionFromJSON(s string) (any, error) {
+	if d, ok := distCache.Load(s); ok {
+		if c, isCat := d.(goptuna.CategoricalDistribution); isCat {
+			// Callers get their own slice.
+			return goptuna.CategoricalDistribution{Choices: slices.Clone(c.Choices)}, nil
+		}
+		return d, nil
+	}
+	d, err := decodeDistribution(s)
+	if err == nil && distCache.n.Load() < distCacheMax {
+		if _, loaded := distCache.LoadOrStore(s, d); !loaded {
+			distCache.n.Add(1)
+		}
+		if c, isCat := d.(goptuna.CategoricalDistribution); isCat {
+			d = goptuna.CategoricalDistribution{Choices: slices.Clone(c.Choices)}
+		}
+	}
+	return d, err
+}
+
+func decodeDistribution(s string) (any, error) {
 	var raw struct {
 		Name  string                     `json:"name"`
 		Attrs map[string]json.RawMessage `json:"attributes"`
