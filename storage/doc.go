@@ -13,7 +13,10 @@
 // IMMEDIATE for writes; see sqliteDSN), PostgreSQL through pgx's database/sql driver. An
 // empty database gets the schema; an existing one at v3.2.0.a is used as it is; anything
 // else (older or newer Optuna revisions, foreign tables) is refused with ErrUnsupportedSchema
-// and left untouched.
+// and left untouched (Open inspects an existing SQLite file read-only first). A SQLite
+// database fmtune uses is switched to WAL journal mode, a file flag rather than a schema
+// change: Optuna reads and writes WAL databases as before, but WAL needs a local file
+// system (not NFS).
 //
 // Where it differs from goptuna's rdb storage and InMemoryStorage, on purpose:
 //

@@ -9,9 +9,11 @@ import (
 )
 
 // Heartbeats follow Optuna's trial_heartbeats: one row per trial, its time taken from the
-// database's clock as Optuna does (SQLite's CURRENT_TIMESTAMP is UTC, which fmtune writes
-// with microseconds; PostgreSQL's LOCALTIMESTAMP), so Optuna's own stale-trial check and
-// fmtune's agree on the same database.
+// database's clock exactly as Optuna takes it (SQLite: CURRENT_TIMESTAMP, UTC in whole
+// seconds; PostgreSQL: the session's local time), so Optuna's own stale-trial check and
+// fmtune's agree on the same database. (Whole seconds matter on SQLite: Optuna computes
+// (CURRENT_TIMESTAMP - heartbeat).seconds, which a heartbeat with a fraction of a second
+// ahead of it turns into a day.)
 
 // RecordHeartbeat records that a trial is alive now. A finished trial gives
 // goptuna.ErrTrialCannotBeUpdated: its worker learns that the trial was given up (for
@@ -23,12 +25,11 @@ func (s *Storage) RecordHeartbeat(trialID int) error {
 		}
 		const q = "INSERT INTO trial_heartbeats (trial_id, heartbeat) VALUES (?, %s) " +
 			"ON CONFLICT (trial_id) DO UPDATE SET heartbeat = excluded.heartbeat"
-		var err error
+		now := "CURRENT_TIMESTAMP"
 		if r.d.kind == kindPostgres {
-			_, err = r.exec(ctx, fmt.Sprintf(q, "LOCALTIMESTAMP"), trialID)
-		} else {
-			_, err = r.exec(ctx, fmt.Sprintf(q, "?"), trialID, time.Now().UTC().Format(dbTimeLayout))
+			now = "LOCALTIMESTAMP"
 		}
+		_, err := r.exec(ctx, fmt.Sprintf(q, now), trialID)
 		return err
 	})
 }
@@ -71,10 +72,10 @@ func (s *Storage) FailStaleTrials(studyID int, grace time.Duration) ([]goptuna.F
 		} else {
 			q = "SELECT t.trial_id FROM trials t LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id " +
 				"WHERE t.study_id = ? AND t.state = ? AND (" +
-				"(h.heartbeat IS NOT NULL AND julianday(h.heartbeat) < julianday(?)) OR " +
+				"(h.heartbeat IS NOT NULL AND julianday(h.heartbeat) < julianday('now', ?)) OR " +
 				"(h.heartbeat IS NULL AND julianday(t.datetime_start) < julianday(?))) " +
 				"ORDER BY t.trial_id"
-			args = []any{studyID, stateRunning, now.UTC().Add(-grace).Format(dbTimeLayout), startCutoff}
+			args = []any{studyID, stateRunning, fmt.Sprintf("-%.6f seconds", grace.Seconds()), startCutoff}
 		}
 		rows, err := r.query(ctx, q, args...)
 		if err != nil {

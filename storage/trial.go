@@ -60,6 +60,7 @@ func (s *Storage) CloneTrial(studyID int, base goptuna.FrozenTrial) (int, error)
 			complete = time.Now()
 		}
 		// Insert RUNNING first, like Optuna, so the children below go in as for a live trial.
+		var err error
 		id, _, err = insertTrial(ctx, r, studyID, stateRunning, base.DatetimeStart, time.Time{})
 		if err != nil {
 			return err
@@ -100,13 +101,14 @@ func (s *Storage) CloneTrial(studyID int, base goptuna.FrozenTrial) (int, error)
 				return err
 			}
 		}
+		final := state // the transaction may be retried: leave the captured state alone
 		if state == stateComplete {
-			if state, err = checkComplete(ctx, r, id, math.IsNaN(base.Value)); err != nil {
+			if final, err = checkComplete(ctx, r, id, math.IsNaN(base.Value)); err != nil {
 				return err
 			}
 		}
-		_, err := r.exec(ctx, "UPDATE trials SET state = ?, datetime_complete = ? WHERE trial_id = ?",
-			state, timeArg(complete), id)
+		_, err = r.exec(ctx, "UPDATE trials SET state = ?, datetime_complete = ? WHERE trial_id = ?",
+			final, timeArg(complete), id)
 		return err
 	})
 	if err != nil {
@@ -236,18 +238,19 @@ func (s *Storage) SetTrialState(trialID int, state goptuna.TrialState) error {
 		if err := updatable(ctx, r, trialID); err != nil {
 			return err
 		}
+		final := st // the transaction may be retried: leave the captured state alone
 		if st == stateComplete {
 			var err error
-			if st, err = checkComplete(ctx, r, trialID, nan); err != nil {
+			if final, err = checkComplete(ctx, r, trialID, nan); err != nil {
 				return err
 			}
 		}
 		if state.IsFinished() {
 			_, err := r.exec(ctx, "UPDATE trials SET state = ?, datetime_complete = ? WHERE trial_id = ?",
-				st, timeArg(time.Now()), trialID)
+				final, timeArg(time.Now()), trialID)
 			return err
 		}
-		_, err := r.exec(ctx, "UPDATE trials SET state = ? WHERE trial_id = ?", st, trialID)
+		_, err := r.exec(ctx, "UPDATE trials SET state = ? WHERE trial_id = ?", final, trialID)
 		return err
 	})
 	if err == nil && state.IsFinished() {

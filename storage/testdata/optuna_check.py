@@ -129,6 +129,18 @@ def cmd_check(url, name, want_path):
     if name not in names:
         problems.append(f"get_all_study_summaries lists {names}, not {name!r}")
     check_stored_json(url, problems)
+    # Optuna's heartbeat monitor must read fmtune's heartbeats as fresh.
+    hb_storage = optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=120)
+    running = [t.number for t in study.get_trials() if t.state == optuna.trial.TrialState.RUNNING]
+    stale = hb_storage._get_stale_trial_ids(study._study_id)
+    if stale:
+        problems.append(f"Optuna's heartbeat check finds trial ids {stale} stale (running: {running})")
+    if url.startswith("sqlite:///") and running:
+        con = sqlite3.connect(url[len("sqlite:///"):])
+        n = con.execute("SELECT COUNT(*) FROM trial_heartbeats").fetchone()[0]
+        con.close()
+        if n == 0:
+            problems.append("no trial_heartbeats rows although fmtune recorded heartbeats")
     # Optuna's own view of the trials must be valid FrozenTrials.
     for t in study.get_trials():
         try:
