@@ -160,8 +160,6 @@ func testStudyDelete(t *testing.T, s goptuna.Storage, fmtune bool) {
 	if !fmtune {
 		return // InMemoryStorage resets its single study instead.
 	}
-	name := studyName(t)
-	_ = name
 	if _, err := s.GetAllTrials(id); !errors.Is(err, ErrStudyNotFound) {
 		t.Errorf("GetAllTrials(deleted) = %v, want ErrStudyNotFound", err)
 	}

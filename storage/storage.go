@@ -65,17 +65,10 @@ func Open(ctx context.Context, url string) (*Storage, error) {
 	if err != nil {
 		return nil, err
 	}
-	var s *Storage
-	switch loc.kind {
-	case kindSQLite:
-		s, err = openSQLite(ctx, loc)
-	case kindPostgres:
-		s, err = openPostgres(ctx, loc)
+	if loc.kind == kindPostgres {
+		return openPostgres(ctx, loc)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
+	return openSQLite(ctx, loc)
 }
 
 func newStorage(db *sql.DB, d dialect, loc location) *Storage {

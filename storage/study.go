@@ -164,13 +164,17 @@ func (s *Storage) GetStudyDirection(studyID int) (goptuna.StudyDirection, error)
 		if err != nil {
 			return err
 		}
+		if len(dirs) == 0 {
+			return fmt.Errorf("study id %d has no row in study_directions", studyID)
+		}
 		dir = dirs[0]
 		return nil
 	})
 	return dir, err
 }
 
-// studyDirections returns the directions of all objectives, in order.
+// studyDirections returns the directions of all objectives, in order (none for a study
+// whose creator never wrote one).
 func studyDirections(ctx context.Context, r runner, studyID int) ([]goptuna.StudyDirection, error) {
 	if err := studyExists(ctx, r, studyID, false); err != nil {
 		return nil, err
@@ -192,13 +196,7 @@ func studyDirections(ctx context.Context, r runner, studyID int) ([]goptuna.Stud
 		}
 		dirs = append(dirs, gd)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(dirs) == 0 {
-		return nil, fmt.Errorf("study id %d has no direction in study_directions", studyID)
-	}
-	return dirs, nil
+	return dirs, rows.Err()
 }
 
 // GetStudyUserAttrs returns the study's user attributes.
@@ -275,7 +273,9 @@ func (s *Storage) GetAllStudySummaries() ([]goptuna.StudySummary, error) {
 			if err != nil {
 				return err
 			}
-			sum.Direction = dirs[0]
+			if len(dirs) > 0 {
+				sum.Direction = dirs[0]
+			}
 			if sum.UserAttrs, err = readAttrs(ctx, r, `SELECT "key", value_json FROM study_user_attributes WHERE study_id = ?`, st.id); err != nil {
 				return err
 			}

@@ -397,7 +397,7 @@ func (s *Storage) GetBestTrial(studyID int) (goptuna.FrozenTrial, error) {
 		if err != nil {
 			return err
 		}
-		if len(dirs) > 1 {
+		if len(dirs) != 1 {
 			return fmt.Errorf("study id %d has %d objectives: a best trial exists only for one", studyID, len(dirs))
 		}
 		t, err = bestTrial(ctx, r, studyID, dirs[0])
