@@ -11,7 +11,7 @@ import (
 
 // TestGradientsMatchFiniteDifferences checks the hand-written operators
 // (im2col/col2im, bias add, ReLU, max pooling with an odd input size,
-// softmax cross-entropy) against central finite differences of the loss,
+// softmax cross-entropy; with gorgonia's matrix product and sigmoid) against central finite differences of the loss,
 // for the weights and for the input.
 func TestGradientsMatchFiniteDifferences(t *testing.T) {
 	r := rand.New(rand.NewSource(3))
@@ -44,7 +44,7 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 	tn := G.NewTensor(g, tensor.Float32, 2, G.WithShape(n, 4), G.WithValue(target), G.WithName("t"))
 	b := &builder{g: g}
 	h := b.flatten(b.maxPool(b.convReLU(nodes[0], nodes[1], nodes[2])))
-	logits := b.dense(h, nodes[3], nodes[4])
+	logits := b.dense(b.sigmoid(h), nodes[3], nodes[4])
 	xent := newXentOp()
 	loss := b.apply("loss", xent, logits, tn)
 	if b.err != nil {

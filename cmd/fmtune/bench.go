@@ -112,8 +112,12 @@ func benchRun(ctx context.Context, opts *BenchOptions) error {
 		if set == nil {
 			src = "synthetic images"
 		}
-		fmt.Fprintf(opts.Out, "BLAS %s (one thread per trial), GOMAXPROCS %d; optimizer %s, batch %d, %s; %d warm-up + %d timed batches\n\n",
-			models.BLASName(), runtime.GOMAXPROCS(0), opts.Optimizer, opts.Batch, src, opts.Warmup, opts.Batches)
+		blas := "OpenBLAS via cgo, one thread per trial"
+		if models.BLASName() != "openblas" {
+			blas = "pure Go; build with -tags openblas for OpenBLAS"
+		}
+		fmt.Fprintf(opts.Out, "BLAS %s (%s), GOMAXPROCS %d\noptimizer %s, batch %d, %s; %d warm-up + %d timed batches\n\n",
+			models.BLASName(), blas, runtime.GOMAXPROCS(0), opts.Optimizer, opts.Batch, src, opts.Warmup, opts.Batches)
 		fmt.Fprintf(opts.Out, "%-12s %9s %11s %9s\n", "ARCH", "PARAMS", "SAMPLES/S", "MS/BATCH")
 	}
 	for _, arch := range archs {
