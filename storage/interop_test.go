@@ -170,6 +170,7 @@ func normalise(t *testing.T, v any) any {
 func TestOptunaInterop(t *testing.T) {
 	requireOptuna(t)
 	t.Run("schema-matches-optuna", testSchemaMatchesOptuna)
+	t.Run("postgres-schema-matches-optuna", testPostgresSchemaMatchesOptuna)
 	t.Run("fmtune-writes-optuna-reads", testFmtuneToOptuna)
 	t.Run("optuna-writes-fmtune-reads", testOptunaToFmtune)
 }
@@ -201,13 +202,81 @@ func testSchemaMatchesOptuna(t *testing.T) {
 	want = append(want, "index trials_study_id_key: CREATE INDEX trials_study_id_key ON trials (study_id)")
 	sort.Strings(want)
 	got := sqliteMaster(t, s.db)
+	sort.Strings(got)
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("schema differs from Optuna 3.1's plus v3.2.0.a's index:\n got %q\nwant %q", got, want)
+		t.Errorf("schema differs from Optuna 3.1's plus v3.2.0.a's index:\n%s", listDiff(got, want))
 	}
 	var rev string
 	ok(t, refDB.QueryRow("SELECT version_num FROM alembic_version").Scan(&rev))
 	if rev != "v3.0.0.d" {
 		t.Errorf("Optuna 3.1 stamps %q; the test assumes v3.0.0.d", rev)
+	}
+}
+
+// listDiff shows the lines only one of two sorted lists has.
+func listDiff(got, want []string) string {
+	var b strings.Builder
+	in := func(list []string, x string) bool {
+		i := sort.SearchStrings(list, x)
+		return i < len(list) && list[i] == x
+	}
+	for _, x := range want {
+		if !in(got, x) {
+			fmt.Fprintf(&b, "- %s\n", x)
+		}
+	}
+	for _, x := range got {
+		if !in(want, x) {
+			fmt.Fprintf(&b, "+ %s\n", x)
+		}
+	}
+	return b.String()
+}
+
+// pgSchema describes a PostgreSQL database's schema: enum types, columns, constraints
+// and indexes of the current schema.
+func pgSchema(t *testing.T, u string) []string {
+	t.Helper()
+	db := res(sql.Open("pgx", u)).must(t)
+	defer db.Close()
+	queries := []string{
+		`SELECT 'type ' || t.typname || ': ' || string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
+		   FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid GROUP BY t.typname`,
+		`SELECT 'column ' || table_name || '.' || column_name || ': ' || udt_name || ' ' || is_nullable || ' ' ||
+		        COALESCE(character_maximum_length::text, '') || ' ' || COALESCE(column_default, '')
+		   FROM information_schema.columns WHERE table_schema = current_schema()`,
+		`SELECT 'constraint ' || conrelid::regclass::text || ' ' || conname || ': ' || pg_get_constraintdef(oid)
+		   FROM pg_constraint WHERE connamespace = current_schema()::regnamespace`,
+		`SELECT 'index ' || indexname || ': ' || indexdef FROM pg_indexes WHERE schemaname = current_schema()`,
+	}
+	var out []string
+	for _, q := range queries {
+		rows := res(db.Query(q)).must(t)
+		for rows.Next() {
+			var line string
+			ok(t, rows.Scan(&line))
+			out = append(out, line)
+		}
+		ok(t, rows.Close())
+	}
+	sort.Strings(out)
+	return out
+}
+
+// testPostgresSchemaMatchesOptuna compares fmtune's PostgreSQL schema with the one
+// Optuna 3.1 creates (which needs Debian's python3-psycopg2 besides a server).
+func testPostgresSchemaMatchesOptuna(t *testing.T) {
+	if out, err := exec.Command(python, "-c", "import psycopg2").CombinedOutput(); err != nil {
+		t.Skipf("needs python3-psycopg2 for Optuna to reach PostgreSQL: %v %s", err, out)
+	}
+	ref := freshPostgresURL(t)
+	runOptunaScript(t, "schema", ref)
+	ours := freshPostgresURL(t)
+	mustOpen(t, ours)
+	want := append(pgSchema(t, ref), "index trials_study_id_key: CREATE INDEX trials_study_id_key ON public.trials USING btree (study_id)")
+	sort.Strings(want)
+	if got := pgSchema(t, ours); !reflect.DeepEqual(got, want) {
+		t.Errorf("PostgreSQL schema differs from Optuna 3.1's plus v3.2.0.a's index:\n%s", listDiff(got, want))
 	}
 }
 
