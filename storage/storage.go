@@ -6,7 +6,9 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,6 +71,26 @@ func Open(ctx context.Context, url string) (*Storage, error) {
 		return openPostgres(ctx, loc)
 	}
 	return openSQLite(ctx, loc)
+}
+
+// ErrNoDatabase is returned by OpenExisting for a SQLite file that does not exist.
+var ErrNoDatabase = errors.New("no database")
+
+// OpenExisting opens the storage at url like Open, but never creates a new
+// SQLite file: reading commands (best, studies, trials) use it so that a
+// mistyped path is an error, not a new empty database.
+func OpenExisting(ctx context.Context, url string) (*Storage, error) {
+	loc, err := parseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	if loc.kind == kindSQLite {
+		if _, err := os.Stat(loc.path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("storage %s: %w at %q: nothing has been stored there yet; run 'fmtune tune' first, or point --storage or $%s at your database",
+				loc.redacted, ErrNoDatabase, loc.path, EnvURL)
+		}
+	}
+	return Open(ctx, url)
 }
 
 func newStorage(db *sql.DB, d dialect, loc location) *Storage {

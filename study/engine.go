@@ -30,6 +30,8 @@ const (
 	AttrFailReason = "fail_reason"
 	AttrSource     = "fmtune:source"   // sampled, grid, manual or retry
 	AttrRetryOf    = "fmtune:retry_of" // number of the trial this one retries
+	AttrEpochs     = "fmtune:epochs"   // epochs of a manual trial, when not the study's
+	AttrSeed       = "fmtune:seed"     // training seed of a manual trial
 	attrFixed      = "fixed_params"    // goptuna's (and Optuna's) enqueued parameters
 	readyAttr      = "fmtune:ready"    // study attr: spec stored and grid enqueued
 )
@@ -76,32 +78,45 @@ type Outcome struct {
 // Counts are the trials of a study by state.
 type Counts struct {
 	Complete, Pruned, Fail, Running, Waiting int
-	// Done counts the trials toward the study's target: complete, pruned and
-	// failed for a reason of their own (a diverged run). Interrupted and
-	// crashed trials are retried instead.
+	// Done counts the trials toward the study's target: sampled (not manual)
+	// trials that are complete, pruned, or failed for a reason of their own
+	// (a diverged run). Interrupted and crashed trials are retried instead,
+	// and manual runs are extra.
 	Done int
+	// Busy counts the running trials that will count toward the target.
+	Busy int
+	// ManualWaiting counts the manual configurations queued by `enqueue`.
+	ManualWaiting int
 }
 
 // countTrials sorts trials by state.
 func countTrials(trials []goptuna.FrozenTrial) Counts {
 	var c Counts
 	for _, t := range trials {
+		budget := t.SystemAttrs[AttrSource] != SourceManual
 		switch t.State {
 		case goptuna.TrialStateComplete:
 			c.Complete++
-			c.Done++
 		case goptuna.TrialStatePruned:
 			c.Pruned++
-			c.Done++
 		case goptuna.TrialStateFail:
 			c.Fail++
-			if !requeued(t) {
-				c.Done++
-			}
+			budget = budget && !requeued(t)
 		case goptuna.TrialStateRunning:
 			c.Running++
+			if budget {
+				c.Busy++
+			}
+			continue
 		case goptuna.TrialStateWaiting:
 			c.Waiting++
+			if !budget {
+				c.ManualWaiting++
+			}
+			continue
+		}
+		if budget {
+			c.Done++
 		}
 	}
 	return c
@@ -122,6 +137,9 @@ type runner struct {
 	opt      RunOptions
 	progress Progress
 	deadline time.Time
+	// keepInterrupted leaves an interrupted trial failed instead of queueing
+	// it again (a manual run someone stopped).
+	keepInterrupted bool
 
 	mu       sync.Mutex
 	mine     map[int]bool // trial IDs running in this process
@@ -137,32 +155,11 @@ func Run(ctx context.Context, store Store, ds *data.Dataset, spec Spec, opt RunO
 	if opt.Workers < 1 {
 		return nil, fmt.Errorf("%w: --workers must be at least 1 (got %d)", ErrInvalidSpec, opt.Workers)
 	}
-	if opt.Heartbeat <= 0 {
-		opt.Heartbeat = DefaultHeartbeat
-	}
-	sampler, err := search.NewSampler(spec.Sampler, spec.Seed)
+	r, err := newRunner(store, ds, spec, opt)
 	if err != nil {
 		return nil, err
 	}
-	pruner, err := search.NewPruner(spec.Pruner, spec.Epochs)
-	if err != nil {
-		return nil, err
-	}
-	gs, err := goptuna.LoadStudy(spec.Name,
-		goptuna.StudyOptionStorage(store),
-		goptuna.StudyOptionSampler(sampler),
-		goptuna.StudyOptionPruner(pruner),
-		goptuna.StudyOptionLogger(nil))
-	if err != nil {
-		return nil, fmt.Errorf("load study %q: %w", spec.Name, err)
-	}
-	r := &runner{store: store, study: gs, spec: spec, ds: ds, opt: opt, progress: opt.Progress, mine: map[int]bool{}}
-	if r.progress == nil {
-		r.progress = nopProgress{}
-	}
-	if opt.Timeout > 0 {
-		r.deadline = time.Now().Add(opt.Timeout)
-	}
+	gs := r.study
 	trials, err := store.GetAllTrials(gs.ID)
 	if err != nil {
 		return nil, fmt.Errorf("read trials of %q: %w", spec.Name, err)
@@ -207,6 +204,37 @@ func Run(ctx context.Context, store Store, ds *data.Dataset, spec Spec, opt RunO
 	return out, nil
 }
 
+// newRunner loads the study for a run in this process.
+func newRunner(store Store, ds *data.Dataset, spec Spec, opt RunOptions) (*runner, error) {
+	if opt.Heartbeat <= 0 {
+		opt.Heartbeat = DefaultHeartbeat
+	}
+	sampler, err := search.NewSampler(spec.Sampler, spec.Seed)
+	if err != nil {
+		return nil, err
+	}
+	pruner, err := search.NewPruner(spec.Pruner, spec.Epochs)
+	if err != nil {
+		return nil, err
+	}
+	gs, err := goptuna.LoadStudy(spec.Name,
+		goptuna.StudyOptionStorage(store),
+		goptuna.StudyOptionSampler(sampler),
+		goptuna.StudyOptionPruner(pruner),
+		goptuna.StudyOptionLogger(nil))
+	if err != nil {
+		return nil, fmt.Errorf("load study %q: %w", spec.Name, err)
+	}
+	r := &runner{store: store, study: gs, spec: spec, ds: ds, opt: opt, progress: opt.Progress, mine: map[int]bool{}}
+	if r.progress == nil {
+		r.progress = NopProgress{}
+	}
+	if opt.Timeout > 0 {
+		r.deadline = time.Now().Add(opt.Timeout)
+	}
+	return r, nil
+}
+
 // work is one worker goroutine: acquire a trial, run it, until told to stop.
 func (r *runner) work(ctx context.Context, w int) error {
 	for ctx.Err() == nil {
@@ -249,25 +277,22 @@ func (r *runner) acquire(ctx context.Context) (id int, stop string, err error) {
 		}
 		c := countTrials(trials)
 		target := r.spec.Target()
+		sort.Slice(trials, func(i, j int) bool { return trials[i].Number < trials[j].Number })
+		// Queued manual configurations run whatever the target; the rest
+		// of the queue (grid points, retries) only while the target is open.
+		id, claimed, err := r.claimWaiting(trials, func(t goptuna.FrozenTrial) bool {
+			return t.SystemAttrs[AttrSource] == SourceManual || c.Done < target
+		})
+		if err != nil || claimed {
+			return id, "", err
+		}
 		if c.Done >= target {
 			return 0, "target reached", nil
 		}
-		if c.Waiting > 0 {
-			sort.Slice(trials, func(i, j int) bool { return trials[i].Number < trials[j].Number })
-			for _, t := range trials {
-				if t.State != goptuna.TrialStateWaiting {
-					continue
-				}
-				if err := r.claim(t.ID); err == goptuna.ErrTrialCannotBeUpdated {
-					continue // another worker took it first
-				} else if err != nil {
-					return 0, "", fmt.Errorf("claim trial %d: %w", t.Number, err)
-				}
-				return t.ID, "", nil
-			}
+		if c.Waiting > c.ManualWaiting {
 			continue // all taken meanwhile: look again
 		}
-		full := c.Done+c.Running >= target
+		full := c.Done+c.Busy >= target
 		if r.spec.Sampler != "grid" && !full {
 			id, err := r.store.CreateNewTrial(r.study.ID)
 			if err != nil {
@@ -295,14 +320,25 @@ func (r *runner) acquire(ctx context.Context) (id int, stop string, err error) {
 	}
 }
 
-// claim moves a waiting trial to running; goptuna.ErrTrialCannotBeUpdated
-// (unwrapped) when someone else claimed it.
-func (r *runner) claim(id int) error {
-	if err := r.store.SetTrialState(id, goptuna.TrialStateRunning); err != nil {
-		return err
+// claimWaiting claims the first waiting trial that want accepts. Claiming is
+// an atomic state change in the storage, so across goroutines and processes
+// exactly one claimer wins each trial.
+func (r *runner) claimWaiting(trials []goptuna.FrozenTrial, want func(goptuna.FrozenTrial) bool) (int, bool, error) {
+	for _, t := range trials {
+		if t.State != goptuna.TrialStateWaiting || !want(t) {
+			continue
+		}
+		err := r.store.SetTrialState(t.ID, goptuna.TrialStateRunning)
+		if err == goptuna.ErrTrialCannotBeUpdated {
+			continue // another worker took it first
+		}
+		if err != nil {
+			return 0, false, fmt.Errorf("claim trial %d: %w", t.Number, err)
+		}
+		r.own(t.ID, true)
+		return t.ID, true, nil
 	}
-	r.own(id, true)
-	return nil
+	return 0, false, nil
 }
 
 func (r *runner) own(id int, running bool) {
@@ -335,7 +371,7 @@ func (r *runner) recoverStale() error {
 		return fmt.Errorf("recover stale trials: %w", err)
 	}
 	for _, t := range stale {
-		if t.SystemAttrs[AttrRetryOf] != "" && t.SystemAttrs[AttrSource] == SourceRetry {
+		if t.SystemAttrs[AttrRetryOf] != "" {
 			r.progress.Note(fmt.Sprintf("trial %d: its process stopped; it was already a retry, so it is not queued again", t.Number))
 			continue
 		}
@@ -344,7 +380,7 @@ func (r *runner) recoverStale() error {
 			r.progress.Note(fmt.Sprintf("trial %d: its process stopped before it had parameters; nothing to retry", t.Number))
 			continue
 		}
-		if err := Enqueue(r.store, r.study.ID, r.spec.Space, p, SourceRetry, t.Number); err != nil {
+		if err := Enqueue(r.store, r.study.ID, r.spec.Space, requeue(t.SystemAttrs, p, t.Number)); err != nil {
 			return err
 		}
 		r.progress.Note(fmt.Sprintf("trial %d: its process stopped (heartbeat stale); marked FAIL, %s re-queued", t.Number, p))
@@ -352,24 +388,45 @@ func (r *runner) recoverStale() error {
 	return nil
 }
 
-// Enqueue adds a waiting trial with the fixed point p. source says where it
-// comes from; retryOf is the number of the trial it retries, or -1.
-func Enqueue(store goptuna.Storage, studyID int, space search.Space, p search.Point, source string, retryOf int) error {
-	fixed, err := space.FixedParams(p)
+// Queued describes a configuration to put in a study's queue.
+type Queued struct {
+	Point   search.Point
+	Source  string // SourceGrid, SourceManual or SourceRetry
+	RetryOf int    // number of the trial it retries, or -1
+	Epochs  int    // 0: the study's
+	Seed    *int64 // nil: derived from the study seed and trial number
+}
+
+// Enqueue adds a waiting trial with the fixed point q.Point.
+func Enqueue(store goptuna.Storage, studyID int, space search.Space, q Queued) error {
+	_, err := addFixedTrial(store, studyID, space, q, goptuna.TrialStateWaiting)
+	return err
+}
+
+// addFixedTrial adds a trial whose parameters are fixed to q.Point, in state
+// (waiting, or running for a trial this process runs at once).
+func addFixedTrial(store goptuna.Storage, studyID int, space search.Space, q Queued, state goptuna.TrialState) (int, error) {
+	fixed, err := space.FixedParams(q.Point)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	b, err := jsonString(fixed)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	sys := map[string]string{attrFixed: b, AttrSource: source}
-	if retryOf >= 0 {
-		sys[AttrRetryOf] = strconv.Itoa(retryOf)
+	sys := map[string]string{attrFixed: b, AttrSource: q.Source}
+	if q.RetryOf >= 0 {
+		sys[AttrRetryOf] = strconv.Itoa(q.RetryOf)
 	}
-	_, err = store.CloneTrial(studyID, goptuna.FrozenTrial{
+	if q.Epochs > 0 {
+		sys[AttrEpochs] = strconv.Itoa(q.Epochs)
+	}
+	if q.Seed != nil {
+		sys[AttrSeed] = strconv.FormatInt(*q.Seed, 10)
+	}
+	id, err := store.CloneTrial(studyID, goptuna.FrozenTrial{
 		StudyID:            studyID,
-		State:              goptuna.TrialStateWaiting,
+		State:              state,
 		DatetimeStart:      time.Now(),
 		Params:             map[string]interface{}{},
 		InternalParams:     map[string]float64{},
@@ -379,9 +436,9 @@ func Enqueue(store goptuna.Storage, studyID int, space search.Space, p search.Po
 		IntermediateValues: map[int]float64{},
 	})
 	if err != nil {
-		return fmt.Errorf("enqueue %s: %w", p, err)
+		return 0, fmt.Errorf("queue %s: %w", q.Point, err)
 	}
-	return nil
+	return id, nil
 }
 
 // trialSeed derives a trial's training seed from the study seed and the
@@ -401,6 +458,7 @@ func (r *runner) runTrial(ctx context.Context, w, id int) error {
 		return fmt.Errorf("trial %d: %w", number, err)
 	}
 	if sys[AttrSource] == "" {
+		sys[AttrSource] = SourceSampled
 		if err := r.store.SetTrialSystemAttr(id, AttrSource, SourceSampled); err != nil {
 			return err
 		}
@@ -413,8 +471,15 @@ func (r *runner) runTrial(ctx context.Context, w, id int) error {
 	if err != nil {
 		return r.fail(id, fmt.Sprintf("sampling failed: %v", err))
 	}
-	seed := trialSeed(r.spec.Seed, number)
-	cfg := models.Config{Arch: r.spec.Arch, Optimizer: point.Optimizer, LR: point.LR, Batch: point.Batch, Epochs: r.spec.Epochs, Seed: seed}
+	source := sys[AttrSource]
+	epochs, seed := r.spec.Epochs, trialSeed(r.spec.Seed, number)
+	if v, err := strconv.Atoi(sys[AttrEpochs]); err == nil {
+		epochs = v
+	}
+	if v, err := strconv.ParseInt(sys[AttrSeed], 10, 64); err == nil {
+		seed = v
+	}
+	cfg := models.Config{Arch: r.spec.Arch, Optimizer: point.Optimizer, LR: point.LR, Batch: point.Batch, Epochs: epochs, Seed: seed}
 	if err := r.setAttrs(id, map[string]string{"seed": strconv.FormatInt(seed, 10), "arch": r.spec.Arch}); err != nil {
 		return err
 	}
@@ -428,7 +493,8 @@ func (r *runner) runTrial(ctx context.Context, w, id int) error {
 		OnEpoch: func(e models.EpochStats) error {
 			curve = append(curve, e)
 			r.progress.Epoch(w, number, e)
-			if r.study.Pruner == nil {
+			// A manual run is never pruned: the person asked for all of it.
+			if r.study.Pruner == nil || source == SourceManual {
 				return r.store.SetTrialIntermediateValue(id, e.Epoch, e.ValAcc)
 			}
 			return trial.ShouldPrune(e.Epoch, e.ValAcc)
@@ -466,8 +532,8 @@ func (r *runner) runTrial(ctx context.Context, w, id int) error {
 		result.State = goptuna.TrialStateFail
 		result.Reason = ReasonInterrupted
 		finishErr = r.failWithCurve(id, ReasonInterrupted, curve)
-		if finishErr == nil {
-			finishErr = Enqueue(r.store, r.study.ID, r.spec.Space, point, sourceAfter(sys[AttrSource]), number)
+		if finishErr == nil && !r.keepInterrupted {
+			finishErr = Enqueue(r.store, r.study.ID, r.spec.Space, requeue(sys, point, number))
 		}
 	default:
 		result.State = goptuna.TrialStateFail
@@ -484,13 +550,22 @@ func (r *runner) runTrial(ctx context.Context, w, id int) error {
 	return nil
 }
 
-// sourceAfter is the source of a re-queued interrupted trial: a manual
-// configuration stays manual; anything else becomes a retry.
-func sourceAfter(source string) string {
-	if source == SourceManual || source == SourceGrid {
-		return source
+// requeue is the queue entry that retries an interrupted trial: a manual
+// or grid configuration keeps its source (and a manual one its epochs and
+// seed); anything else becomes a retry.
+func requeue(sys map[string]string, p search.Point, number int) Queued {
+	q := Queued{Point: p, Source: SourceRetry, RetryOf: number}
+	switch sys[AttrSource] {
+	case SourceManual:
+		q.Source = SourceManual
+		q.Epochs, _ = strconv.Atoi(sys[AttrEpochs])
+		if seed, err := strconv.ParseInt(sys[AttrSeed], 10, 64); err == nil {
+			q.Seed = &seed
+		}
+	case SourceGrid:
+		q.Source = SourceGrid
 	}
-	return SourceRetry
+	return q
 }
 
 // heartbeat records a heartbeat for trial id now and every interval until

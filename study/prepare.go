@@ -69,7 +69,7 @@ func create(store goptuna.Storage, spec Spec) (Spec, error) {
 			return Spec{}, err
 		}
 		for _, p := range points {
-			if err := Enqueue(store, id, spec.Space, p, SourceGrid, -1); err != nil {
+			if err := Enqueue(store, id, spec.Space, Queued{Point: p, Source: SourceGrid, RetryOf: -1}); err != nil {
 				return Spec{}, err
 			}
 		}

@@ -47,15 +47,16 @@ type TrialResult struct {
 	Reason  string
 }
 
-type nopProgress struct{}
+// NopProgress ignores everything; embed it to implement only some methods.
+type NopProgress struct{}
 
-func (nopProgress) Start(RunInfo)                       {}
-func (nopProgress) TrialStarted(int, int, search.Point) {}
-func (nopProgress) Batch(int, int, int, int)            {}
-func (nopProgress) Epoch(int, int, models.EpochStats)   {}
-func (nopProgress) TrialFinished(int, TrialResult)      {}
-func (nopProgress) Note(string)                         {}
-func (nopProgress) Stop()                               {}
+func (NopProgress) Start(RunInfo)                       {}
+func (NopProgress) TrialStarted(int, int, search.Point) {}
+func (NopProgress) Batch(int, int, int, int)            {}
+func (NopProgress) Epoch(int, int, models.EpochStats)   {}
+func (NopProgress) TrialFinished(int, TrialResult)      {}
+func (NopProgress) Note(string)                         {}
+func (NopProgress) Stop()                               {}
 
 // tally keeps the study line: counts, best so far, timing.
 type tally struct {

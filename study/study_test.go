@@ -288,7 +288,7 @@ func pointOfFixed(t *testing.T, space search.Space, text string) search.Point {
 
 // cancelOnBatch cancels the run once a few batches have trained.
 type cancelOnBatch struct {
-	nopProgress
+	NopProgress
 	mu      sync.Mutex
 	batches int
 	cancel  context.CancelFunc

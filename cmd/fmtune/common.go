@@ -68,8 +68,7 @@ func formatParams(params map[string]any) string {
 	return strings.Join(parts, " ")
 }
 
-// openExistingStore opens a storage for reading.
-// TODO: must not create an empty SQLite file.
+// openExistingStore opens a storage that must already exist (for reading).
 func openExistingStore(ctx context.Context, flag string) (*storage.Storage, error) {
-	return openStore(ctx, flag)
+	return storage.OpenExisting(ctx, storage.ResolveURL(flag))
 }

@@ -71,7 +71,8 @@ func isUsageError(err error) bool {
 		errors.Is(err, search.ErrInvalidSpace) ||
 		errors.Is(err, search.ErrUnknownName) ||
 		errors.Is(err, study.ErrInvalidSpec) ||
-		errors.Is(err, study.ErrSpecMismatch)
+		errors.Is(err, study.ErrSpecMismatch) ||
+		errors.Is(err, study.ErrManualMismatch)
 }
 
 // newRootCmd builds the command tree.
@@ -103,6 +104,7 @@ keeps every trial in an Optuna-compatible SQLite or PostgreSQL storage.`,
 		newBestCmd(),
 		newStudiesCmd(),
 		newTrialsCmd(),
+		newEnqueueCmd(),
 	)
 	return root
 }

@@ -13,6 +13,9 @@ import (
 
 	"github.com/fmtune/fmtune/data"
 	"github.com/fmtune/fmtune/models"
+	"github.com/fmtune/fmtune/search"
+	"github.com/fmtune/fmtune/storage"
+	"github.com/fmtune/fmtune/study"
 )
 
 // TrainOptions are the flags of fmtune train.
@@ -22,8 +25,11 @@ type TrainOptions struct {
 	Val        int
 	TrainLimit int
 	JSON       bool
+	Study      string // record the run as a manual trial of this study
+	Storage    string
 
-	Out io.Writer
+	Out     io.Writer
+	changed func(flag string) bool
 }
 
 func newTrainCmd() *cobra.Command {
@@ -48,6 +54,7 @@ Optimizers:    ` + strings.Join(models.Optimizers(), ", ") + ` (Keras defaults; 
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Out = cmd.OutOrStdout()
+			opts.changed = cmd.Flags().Changed
 			return trainRun(cmd.Context(), opts)
 		},
 	}
@@ -64,6 +71,8 @@ Optimizers:    ` + strings.Join(models.Optimizers(), ", ") + ` (Keras defaults; 
 	f.IntVar(&opts.Val, "val", data.DefaultVal, "validation images, taken from the end of the training file")
 	f.IntVar(&opts.TrainLimit, "train-limit", 0, "train on only the first N training images (0: all)")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON document at the end instead of the table")
+	f.StringVar(&opts.Study, "study", "", "record the run as a manual trial of this study (created with the default search space if it does not exist)")
+	f.StringVar(&opts.Storage, "storage", "", "storage URL for --study (default $FMTUNE_STORAGE, else "+storage.DefaultURL+")")
 	return cmd
 }
 
@@ -93,6 +102,9 @@ func trainRun(ctx context.Context, opts *TrainOptions) error {
 	}
 	if opts.TrainLimit < 0 {
 		return usagef("--train-limit must not be negative (got %d; 0 means all)", opts.TrainLimit)
+	}
+	if opts.Study != "" {
+		return trainInStudy(ctx, opts)
 	}
 	dir, err := data.Locate(opts.Data)
 	if err != nil {
@@ -129,11 +141,9 @@ func trainRun(ctx context.Context, opts *TrainOptions) error {
 			cfg.Arch, thousands(params), cfg.Optimizer, cfg.LR, momentum, cfg.Batch, cfg.Epochs, cfg.Seed)
 		fmt.Fprintf(out, "data %s: %d train, %d validation, %d test images; BLAS %s\n\n",
 			ds.Dir, ds.Train.Len(), ds.Val.Len(), ds.Test.Len(), models.BLASName())
-		fmt.Fprintf(out, "%5s  %10s  %9s  %10s  %9s  %8s  %10s\n",
-			"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "samples/s")
+		printTableHeader(out)
 		hooks.OnEpoch = func(e models.EpochStats) error {
-			fmt.Fprintf(out, "%5d  %10.4f  %9.4f  %10.4f  %9.4f  %8.1f  %10s\n",
-				e.Epoch, e.TrainLoss, e.TrainAcc, e.ValLoss, e.ValAcc, e.Seconds, thousands(int(e.SamplesPerSec+0.5)))
+			printEpochRow(out, e)
 			return nil
 		}
 	}
@@ -154,6 +164,93 @@ func trainRun(ctx context.Context, opts *TrainOptions) error {
 	fmt.Fprintf(out, "\ntest accuracy %.4f, test loss %.4f (%d images); %.1f s in all\n",
 		rep.TestAccuracy, rep.TestLoss, ds.Test.Len(), rep.Seconds)
 	return nil
+}
+
+// trainInStudy trains the configuration as a manual trial of opts.Study, on
+// the same data split as the study's other trials.
+func trainInStudy(ctx context.Context, opts *TrainOptions) error {
+	cfg := opts.Config
+	if cfg.Momentum != 0 {
+		return usagef("--momentum is not part of a study's search space; train with momentum without --study")
+	}
+	store, err := openStore(ctx, opts.Storage)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	spec, _, err := study.LoadSpec(store, opts.Study)
+	created := false
+	switch {
+	case errors.Is(err, study.ErrNotFound):
+		spec = study.DefaultSpec()
+		spec.Name, spec.Arch, spec.Epochs, spec.Seed = opts.Study, cfg.Arch, cfg.Epochs, cfg.Seed
+		spec.Val, spec.TrainLimit = opts.Val, opts.TrainLimit
+		created = true
+	case err != nil:
+		return err
+	default:
+		for flag, differ := range map[string]bool{"val": opts.Val != spec.Val, "train-limit": opts.TrainLimit != spec.TrainLimit} {
+			if differ && opts.changed(flag) {
+				return usagef("--%s differs from study %q's (val %d, train-limit %d): its trials would not be comparable; leave the flag out", flag, opts.Study, spec.Val, spec.TrainLimit)
+			}
+		}
+	}
+	m := study.Manual{Arch: cfg.Arch, Point: search.Point{LR: cfg.LR, Optimizer: cfg.Optimizer, Batch: cfg.Batch}, Epochs: cfg.Epochs, Seed: cfg.Seed}
+	if err := study.CheckManual(spec, m); err != nil {
+		return err
+	}
+	ds, err := loadData(opts.Data, spec.Val, spec.TrainLimit)
+	if err != nil {
+		return err
+	}
+	if created {
+		spec.DataChecksum, spec.Version = ds.Checksum, version
+		if spec, err = study.Prepare(store, spec); err != nil {
+			return err
+		}
+		fmt.Fprintf(opts.Out, "created study %s (arch %s, default search space)\n", spec.Name, spec.Arch)
+	} else if spec.DataChecksum != "" && spec.DataChecksum != ds.Checksum {
+		return fmt.Errorf("the data in %s is not the data study %q was run on; point --data at the original files", ds.Dir, opts.Study)
+	}
+	var progress study.Progress
+	if !opts.JSON {
+		progress = &epochTable{out: opts.Out}
+		printTableHeader(opts.Out)
+	}
+	info, err := study.RunManual(ctx, store, ds, spec, m, progress)
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		return writeJSON(opts.Out, map[string]any{"study": spec.Name, "trial": info})
+	}
+	fmt.Fprintf(opts.Out, "\nrecorded as trial %d of study %s (manual): %s", info.Number, spec.Name, info.State)
+	if info.TestAcc != nil {
+		fmt.Fprintf(opts.Out, ", val accuracy %s, test accuracy %.4f", fmtPtr(info.ValAcc), *info.TestAcc)
+	}
+	if info.FailReason != "" {
+		fmt.Fprintf(opts.Out, " (%s)", info.FailReason)
+	}
+	fmt.Fprintln(opts.Out)
+	return nil
+}
+
+// epochTable prints a manual trial's epochs as rows of the train table.
+type epochTable struct {
+	study.NopProgress
+	out io.Writer
+}
+
+func (p *epochTable) Epoch(_, _ int, e models.EpochStats) { printEpochRow(p.out, e) }
+
+func printTableHeader(out io.Writer) {
+	fmt.Fprintf(out, "%5s  %10s  %9s  %10s  %9s  %8s  %10s\n",
+		"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "samples/s")
+}
+
+func printEpochRow(out io.Writer, e models.EpochStats) {
+	fmt.Fprintf(out, "%5d  %10.4f  %9.4f  %10.4f  %9.4f  %8.1f  %10s\n",
+		e.Epoch, e.TrainLoss, e.TrainAcc, e.ValLoss, e.ValAcc, e.Seconds, thousands(int(e.SamplesPerSec+0.5)))
 }
 
 // thousands formats n with comma separators: 225034 -> 225,034.
