@@ -21,6 +21,7 @@ type Manual struct {
 	Point  search.Point
 	Epochs int   // 0: the study's
 	Seed   int64 // the training seed, stored with the trial
+	Tag    string // plan step that asked for the run, if any
 }
 
 // CheckManual says why m cannot be recorded in a study with this spec, or
@@ -53,6 +54,11 @@ func RunManual(ctx context.Context, store Store, ds *data.Dataset, spec Spec, m 
 	id, err := addFixedTrial(store, r.study.ID, spec.Space, Queued{Point: m.Point, Source: SourceManual, RetryOf: -1, Epochs: m.Epochs, Seed: &seed}, goptuna.TrialStateRunning)
 	if err != nil {
 		return TrialInfo{}, err
+	}
+	if m.Tag != "" {
+		if err := store.SetTrialSystemAttr(id, AttrPlanStep, m.Tag); err != nil {
+			return TrialInfo{}, err
+		}
 	}
 	r.own(id, true)
 	if err := r.runTrial(ctx, 0, id); err != nil {
