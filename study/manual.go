@@ -19,8 +19,8 @@ var ErrManualMismatch = errors.New("the manual run does not fit the study")
 type Manual struct {
 	Arch   string
 	Point  search.Point
-	Epochs int   // 0: the study's
-	Seed   int64 // the training seed, stored with the trial
+	Epochs int    // 0: the study's
+	Seed   int64  // the training seed, stored with the trial
 	Tag    string // plan step that asked for the run, if any
 }
 

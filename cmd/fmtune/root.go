@@ -105,6 +105,7 @@ keeps every trial in an Optuna-compatible SQLite or PostgreSQL storage.`,
 		newStudiesCmd(),
 		newTrialsCmd(),
 		newEnqueueCmd(),
+		newPlanCmd(),
 		newCompareCmd(), newReportCmd(),
 	)
 	return root
