@@ -21,27 +21,12 @@ import (
 // trained in another, comparisons). Running a plan again continues it:
 // finished steps are skipped.
 type Plan struct {
-	Description string               `yaml:"description"`
-	Storage     string               `yaml:"storage"`
-	Data        string               `yaml:"data"`
-	Defaults    PlanStudy            `yaml:"defaults"`
-	Studies     map[string]PlanStudy `yaml:"studies"`
-	Steps       []PlanStep           `yaml:"steps"`
-}
-
-// PlanStudy is the spec of one study of a plan, in the flags' words.
-type PlanStudy struct {
-	Arch       string   `yaml:"arch"`
-	LR         listText `yaml:"lr"`
-	Optimizers listText `yaml:"optimizers"`
-	Batch      listText `yaml:"batch"`
-	Sampler    string   `yaml:"sampler"`
-	Pruner     string   `yaml:"pruner"`
-	Epochs     int      `yaml:"epochs"`
-	Trials     int      `yaml:"trials"`
-	Seed       *int64   `yaml:"seed"`
-	Val        int      `yaml:"val"`
-	TrainLimit int      `yaml:"train_limit"`
+	Description string              `yaml:"description"`
+	Storage     string              `yaml:"storage"`
+	Data        string              `yaml:"data"`
+	Defaults    SpecKeys            `yaml:"defaults"`
+	Studies     map[string]SpecKeys `yaml:"studies"`
+	Steps       []PlanStep          `yaml:"steps"`
 }
 
 // PlanStep is one step; exactly one of its fields is set.
@@ -159,7 +144,7 @@ func (p *Plan) Spec(name string) (Spec, error) {
 	spec := DefaultSpec()
 	spec.Name = name
 	lr, opts, batch := spec.Space.LR.String(), "sgd,adam,nadam,rmsprop", spec.Space.Batch.String()
-	for _, layer := range []PlanStudy{p.Defaults, st} {
+	for _, layer := range []SpecKeys{p.Defaults, st} {
 		setString(&spec.Arch, layer.Arch)
 		setString(&lr, string(layer.LR))
 		setString(&opts, string(layer.Optimizers))

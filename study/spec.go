@@ -165,10 +165,9 @@ func UnmarshalSpec(text string) (Spec, error) {
 	return s, nil
 }
 
-// File is a study spec as written in a YAML file (fmtune tune -f FILE).
-// Every key is optional; unknown keys are refused.
-type File struct {
-	Study      string   `yaml:"study"`
+// SpecKeys are the keys of a study spec as written in YAML (a spec file's,
+// a plan's defaults and studies), in the flags' words. Every key is optional.
+type SpecKeys struct {
 	Arch       string   `yaml:"arch"`
 	LR         listText `yaml:"lr"`
 	Optimizers listText `yaml:"optimizers"`
@@ -177,13 +176,20 @@ type File struct {
 	Pruner     string   `yaml:"pruner"`
 	Epochs     int      `yaml:"epochs"`
 	Trials     int      `yaml:"trials"`
-	Timeout    string   `yaml:"timeout"`
-	Workers    int      `yaml:"workers"`
 	Seed       *int64   `yaml:"seed"`
-	Data       string   `yaml:"data"`
 	Val        int      `yaml:"val"`
 	TrainLimit int      `yaml:"train_limit"`
-	Storage    string   `yaml:"storage"`
+}
+
+// File is a study spec as written in a YAML file (fmtune tune -f FILE):
+// the spec keys plus the run's. Unknown keys are refused.
+type File struct {
+	Study    string `yaml:"study"`
+	SpecKeys `yaml:",inline"`
+	Timeout  string `yaml:"timeout"`
+	Workers  int    `yaml:"workers"`
+	Data     string `yaml:"data"`
+	Storage  string `yaml:"storage"`
 }
 
 // listText accepts either "a,b,c" or a YAML list [a, b, c] and keeps the

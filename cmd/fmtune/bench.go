@@ -42,12 +42,7 @@ batches come first. The BLAS in use (openblas or gonum) is printed; build
 with -tags openblas for OpenBLAS.`,
 		Example: `  fmtune bench
   fmtune bench --arch cnn --batches 50 --json`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return usagef("%s takes no arguments, got %q", cmd.CommandPath(), args)
-			}
-			return nil
-		},
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Out, opts.Err = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			return benchRun(cmd.Context(), opts)

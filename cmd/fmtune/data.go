@@ -30,14 +30,6 @@ and the user cache directory, where 'fmtune data download' puts it.`,
 	return cmd
 }
 
-// dataNoArgs rejects positional arguments as a usage error.
-func dataNoArgs(cmd *cobra.Command, args []string) error {
-	if len(args) > 0 {
-		return usagef("%s takes no arguments, got %q", cmd.CommandPath(), args)
-	}
-	return nil
-}
-
 // DataInfoOptions are the options of `fmtune data info`.
 type DataInfoOptions struct {
 	Out  io.Writer
@@ -51,7 +43,7 @@ func newDataInfoCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "info",
 		Short: "Show where the data is, its files, checksums and class histograms",
-		Args:  dataNoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Out = cmd.OutOrStdout()
 			if opts.Val <= 0 {
@@ -158,7 +150,7 @@ func newDataDownloadCmd() *cobra.Command {
 user cache directory (or --dir), checking their pinned SHA-256 checksums.
 Files already present with the right content are skipped. On Debian,
 'apt-get install dataset-fashion-mnist' is an alternative.`,
-		Args: dataNoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Out, opts.Err = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			return dataDownloadRun(cmd.Context(), opts)

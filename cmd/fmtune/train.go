@@ -46,12 +46,7 @@ Architectures: ` + strings.Join(models.ArchNames(), ", ") + `
 Optimizers:    ` + strings.Join(models.Optimizers(), ", ") + ` (Keras defaults; --momentum for sgd)`,
 		Example: `  fmtune train --arch mlp --optimizer sgd --lr 0.1 --batch 128 --epochs 10
   fmtune train --arch cnn --optimizer adam --lr 0.001 --epochs 3 --json`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return usagef("%s takes no arguments, got %q", cmd.CommandPath(), args)
-			}
-			return nil
-		},
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Out = cmd.OutOrStdout()
 			opts.changed = cmd.Flags().Changed
