@@ -409,3 +409,16 @@ func writeFile(t *testing.T, path, text string) {
 		t.Fatal(err)
 	}
 }
+
+func TestTimeoutStartsNoNewTrial(t *testing.T) {
+	ds := smallData(t)
+	store := openStore(t)
+	spec := prepare(t, store, testSpec("timeout"))
+	out, err := Run(context.Background(), store, ds, spec, RunOptions{Workers: 1, Timeout: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Reason != "timeout" || out.Finished != 0 {
+		t.Fatalf("outcome %+v, want a timeout before any trial", out)
+	}
+}
