@@ -260,6 +260,15 @@ func historyFigure(trials []study.TrialInfo) (figure, bool) {
 	}
 	p.X.Min, p.X.Max = -0.5, float64(maxN)+0.5
 	p.X.Tick.Marker = intTicks{}
+	// Fit the y axis to the values, with room around a single point.
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, xys := range points {
+		for _, xy := range xys {
+			lo, hi = math.Min(lo, xy.Y), math.Max(hi, xy.Y)
+		}
+	}
+	pad := math.Max((hi-lo)*0.06, 0.01)
+	p.Y.Min, p.Y.Max = lo-pad, hi+pad
 	return figure{panels: []*plot.Plot{p}, legend: &l, height: 250}, true
 }
 
