@@ -30,8 +30,16 @@
 //     finished trial (and a lost claim) returns goptuna.ErrTrialCannotBeUpdated unwrapped.
 //   - Intermediate values keep NaN and ±Inf (Optuna's intermediate_value_type).
 //   - Heartbeats: RecordHeartbeat and FailStaleTrials recover trials of crashed workers.
+//   - Many workers, one budget: AcquireTrial decides (through a caller's function over the
+//     study's trials) and claims or creates a trial in one transaction under the study's
+//     lock, so a trial budget holds across processes; FailTrial and RecoverStaleTrials
+//     fail a trial and queue its retry in one transaction.
 //   - Transient errors (SQLite busy, PostgreSQL serialization failures and deadlocks, a lost
-//     or refused connection before COMMIT) are retried with a short bounded backoff.
+//     or refused connection before COMMIT) are retried with a short bounded backoff. When
+//     that is not enough the error wraps ErrUnavailable ("storage unreachable: ..."), for
+//     the caller to wait longer; a full disk or a read-only SQLite file gives ErrDiskFull or
+//     ErrReadOnly with the remedy (the failed transaction was rolled back), and a URL that
+//     cannot be parsed ErrInvalidURL.
 //
 // Attributes are strings in goptuna and JSON in Optuna: fmtune stores a string as
 // json.dumps would, and reads back a JSON string as the string and any other JSON value

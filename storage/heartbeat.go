@@ -49,13 +49,25 @@ func (s *Storage) RecordHeartbeat(trialID int) error {
 // "fail_reason". Selecting and failing happen in one write transaction, so two processes
 // recovering the same study never both return a trial.
 func (s *Storage) FailStaleTrials(studyID int, grace time.Duration) ([]goptuna.FrozenTrial, error) {
+	return s.RecoverStaleTrials(studyID, grace, nil)
+}
+
+// RecoverStaleTrials is FailStaleTrials that also queues a retry of each trial it fails,
+// in the same transaction: requeue (when not nil) gets the trial as it was and returns
+// the trial to insert in its place (as CloneTrial would: typically WAITING with
+// fixed_params), or false for none. Failing and re-queueing at once means that no other
+// worker sees the failed trial's place in a budget free before the retry is queued (see
+// AcquireTrial). requeue may be called more than once per trial (a transaction that meets
+// a transient error is retried).
+func (s *Storage) RecoverStaleTrials(studyID int, grace time.Duration, requeue func(goptuna.FrozenTrial) (goptuna.FrozenTrial, bool)) ([]goptuna.FrozenTrial, error) {
 	if grace <= 0 {
 		return nil, fmt.Errorf("fail stale trials: grace period %v must be positive", grace)
 	}
 	var failed []goptuna.FrozenTrial
 	err := s.writeR(func(ctx context.Context, r runner) error {
 		failed = failed[:0]
-		if err := studyExists(ctx, r, studyID, false); err != nil {
+		// The study first, then its trials: the order every writer of this package locks in.
+		if err := studyExists(ctx, r, studyID, true); err != nil {
 			return err
 		}
 		now := time.Now()
@@ -112,6 +124,18 @@ func (s *Storage) FailStaleTrials(studyID int, grace time.Duration) ([]goptuna.F
 				return err
 			}
 			failed = append(failed, t)
+			if requeue == nil {
+				continue
+			}
+			if retry, ok := requeue(t); ok {
+				st, err := stateToDB(retry.State)
+				if err != nil {
+					return err
+				}
+				if _, err := cloneTrial(ctx, r, studyID, retry, st); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})

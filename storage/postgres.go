@@ -20,7 +20,7 @@ func openPostgres(ctx context.Context, loc location) (*Storage, error) {
 	where := fmt.Sprintf("storage %s", loc.redacted)
 	cfg, err := pgx.ParseConfig(loc.pgURL)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s: %s", where, redactErr(err, loc), urlHelp)
+		return nil, badURL("%s: %s: %s", where, redactErr(err, loc), urlHelp)
 	}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(16)
@@ -110,6 +110,21 @@ func postgresTransient(err error, atCommit bool) bool {
 		errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, sql.ErrConnDone) || strings.Contains(err.Error(), "conn closed")
+}
+
+// postgresUnavailable reports errors that say the server could not be reached or is not
+// serving: a lost or refused connection (also at COMMIT, where the outcome is unknown), a
+// server shutting down or starting up, or out of connection slots.
+func postgresUnavailable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "57P01", "57P02", "57P03", "53300":
+			return true
+		}
+		return strings.HasPrefix(pe.Code, "08")
+	}
+	return postgresTransient(err, false)
 }
 
 func postgresUnique(err error) bool {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/mattn/go-sqlite3"
 )
@@ -47,6 +48,9 @@ func openSQLite(ctx context.Context, loc location) (*Storage, error) {
 		return nil, fmt.Errorf("%s: %q is a directory; name a database file inside it, e.g. sqlite:///%s",
 			where, loc.path, filepath.Join(loc.path, "fmtune.db"))
 	case err == nil:
+		if err := writable(loc); err != nil {
+			return nil, err
+		}
 		if err := inspectSQLite(ctx, loc, where); err != nil {
 			return nil, err
 		}
@@ -55,6 +59,10 @@ func openSQLite(ctx context.Context, loc location) (*Storage, error) {
 		if di, derr := os.Stat(dir); derr != nil || !di.IsDir() {
 			return nil, fmt.Errorf("%s: directory %q does not exist; create it (mkdir -p %s) or choose "+
 				"another path with --storage or $%s", where, dir, dir, EnvURL)
+		}
+		if err := syscall.Access(dir, 2 /* W_OK */); err != nil {
+			return nil, fmt.Errorf("%s: %w: directory %q is not writable (%v), so no database can be created "+
+				"in it; choose another path with --storage or $%s", where, ErrReadOnly, dir, err, EnvURL)
 		}
 	default:
 		return nil, fmt.Errorf("%s: %w", where, err)
@@ -73,12 +81,26 @@ func openSQLite(ctx context.Context, loc location) (*Storage, error) {
 	s := newStorage(db, sqliteDialect, loc)
 	if err := prepareSchema(ctx, s); err != nil {
 		db.Close()
-		if errors.Is(err, ErrUnsupportedSchema) {
+		if errors.Is(err, ErrUnsupportedSchema) || errors.Is(err, ErrDiskFull) || errors.Is(err, ErrReadOnly) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	return s, nil
+}
+
+// writable refuses, before SQLite does it less clearly, an existing database that cannot
+// be written: a read-only file, a read-only directory (WAL needs its -wal and -shm files
+// beside the database) or a read-only file system.
+func writable(loc location) error {
+	for _, p := range []string{loc.path, filepath.Dir(loc.path)} {
+		if err := syscall.Access(p, 2 /* W_OK */); err != nil {
+			return fmt.Errorf("storage %s: %w: %q is not writable (%v); fmtune needs to write the database file "+
+				"and, for its -wal and -shm files, its directory: check their permissions and whether the file "+
+				"system is mounted read-only; nothing was changed", loc.redacted, ErrReadOnly, p, err)
+		}
+	}
+	return nil
 }
 
 // inspectSQLite checks an existing file read-only, so that a database fmtune refuses is
@@ -112,6 +134,30 @@ func sqliteTransient(err error) bool {
 		return se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked
 	}
 	return false
+}
+
+// explainSQLiteWrite names the cause and the remedy of a write that failed for lack of
+// space or of write access; other errors come back as they are.
+func explainSQLiteWrite(err error, loc location) error {
+	var se sqlite3.Error
+	if !errors.As(err, &se) || errors.Is(err, ErrDiskFull) || errors.Is(err, ErrReadOnly) {
+		return err
+	}
+	switch se.Code {
+	case sqlite3.ErrFull:
+		return fmt.Errorf("storage %s: %w (%v): the write was rolled back and what was stored before is intact; "+
+			"free space on the file system of %q and run again", loc.redacted, ErrDiskFull, err, filepath.Dir(loc.path))
+	case sqlite3.ErrReadonly, sqlite3.ErrPerm, sqlite3.ErrCantOpen, sqlite3.ErrAuth:
+		return fmt.Errorf("storage %s: %w (%v): fmtune needs to write %q and, for its -wal and -shm files, "+
+			"its directory; check their permissions and whether the file system is mounted read-only",
+			loc.redacted, ErrReadOnly, err, loc.path)
+	case sqlite3.ErrIoErr:
+		if se.ExtendedCode == sqlite3.ErrIoErrWrite || se.ExtendedCode == sqlite3.ErrIoErrFsync {
+			return fmt.Errorf("storage %s: %w (%v): the write was rolled back; check the disk holding %q",
+				loc.redacted, ErrReadOnly, err, loc.path)
+		}
+	}
+	return err
 }
 
 func sqliteUnique(err error) bool {

@@ -208,7 +208,7 @@ func (s *Storage) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		s.wmu.Lock()
 		defer s.wmu.Unlock()
 	}
-	return s.retry(ctx, func() (bool, error) {
+	err := s.retry(ctx, func() (bool, error) {
 		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
 			return false, err
@@ -222,6 +222,11 @@ func (s *Storage) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		}
 		return false, nil
 	})
+	if err != nil && s.d.kind == kindSQLite {
+		// A full disk or a read-only file: say so, and that nothing was half-written.
+		return explainSQLiteWrite(err, s.loc)
+	}
+	return err
 }
 
 // writeR is write with a runner.
@@ -275,13 +280,14 @@ const (
 
 // retry runs attempt until it succeeds, fails with a non-transient error, or the attempts
 // run out. attempt reports whether its error came from COMMIT, where a lost connection
-// leaves the outcome unknown: such errors are not retried.
+// leaves the outcome unknown: such errors are not retried. The error it gives up with is
+// classified (see classify).
 func (s *Storage) retry(ctx context.Context, attempt func() (atCommit bool, err error)) error {
 	delay := retryBase
 	for i := 1; ; i++ {
 		atCommit, err := attempt()
 		if err == nil || i == retryAttempts || !s.transient(err, atCommit) {
-			return err
+			return s.classify(err)
 		}
 		sleep := delay/2 + rand.N(delay/2+1)
 		select {
@@ -291,6 +297,49 @@ func (s *Storage) retry(ctx context.Context, attempt func() (atCommit bool, err 
 		}
 		delay = min(2*delay, retryMax)
 	}
+}
+
+// ErrUnavailable marks an error that says the database could not be reached, rather than
+// that something was wrong with the request: PostgreSQL stopped, restarting or refusing
+// connections, the network cut (also when a COMMIT's outcome is unknown), or a SQLite file
+// locked by another process through every retry. The storage's own short retries are
+// spent by then; a caller may wait longer and try again. errors.Is(err, ErrUnavailable)
+// holds for such errors, and the message starts with "storage unreachable".
+var ErrUnavailable = errors.New("storage unreachable")
+
+// ErrDiskFull and ErrReadOnly mark SQLite writes that failed because the disk is full or
+// the database file (or its directory, or the file system) cannot be written. SQLite
+// rolled the transaction back: what was stored before is intact.
+var (
+	ErrDiskFull = errors.New("the disk is full")
+	ErrReadOnly = errors.New("the database cannot be written")
+)
+
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string   { return "storage unreachable: " + e.err.Error() }
+func (e *unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.err} }
+
+// classify marks an error the retries gave up on as ErrUnavailable. Other errors come
+// back as they are, so goptuna.ErrTrialCannotBeUpdated stays unwrapped.
+func (s *Storage) classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ue *unavailableError
+	if errors.As(err, &ue) || errors.Is(err, ErrDiskFull) || errors.Is(err, ErrReadOnly) {
+		return err
+	}
+	if s.d.kind == kindSQLite {
+		if sqliteTransient(err) {
+			return &unavailableError{fmt.Errorf("%s is locked by another process: %w", s.loc.path, err)}
+		}
+		return err
+	}
+	if postgresUnavailable(err) {
+		return &unavailableError{err}
+	}
+	return err
 }
 
 func (s *Storage) transient(err error, atCommit bool) bool {

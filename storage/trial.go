@@ -55,66 +55,73 @@ func (s *Storage) CloneTrial(studyID int, base goptuna.FrozenTrial) (int, error)
 	}
 	var id int
 	err = s.writeR(func(ctx context.Context, r runner) error {
-		complete := base.DatetimeComplete
-		if base.State.IsFinished() && complete.IsZero() {
-			complete = time.Now()
-		}
-		// Insert RUNNING first, like Optuna, so the children below go in as for a live trial.
 		var err error
-		id, _, err = insertTrial(ctx, r, studyID, stateRunning, base.DatetimeStart, time.Time{})
-		if err != nil {
-			return err
-		}
-		names := make([]string, 0, len(base.InternalParams))
-		for name := range base.InternalParams {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		for _, name := range names {
-			dist, ok := base.Distributions[name]
-			if !ok {
-				return fmt.Errorf("clone trial: param %q has no distribution", name)
-			}
-			if err := setParam(ctx, r, id, name, base.InternalParams[name], dist); err != nil {
-				return err
-			}
-		}
-		writeValue := base.State == goptuna.TrialStateComplete ||
-			(base.State == goptuna.TrialStatePruned && len(base.IntermediateValues) > 0)
-		if writeValue && !math.IsNaN(base.Value) {
-			if err := setValue(ctx, r, id, base.Value); err != nil {
-				return err
-			}
-		}
-		for step, v := range base.IntermediateValues {
-			if err := setIntermediate(ctx, r, id, step, v); err != nil {
-				return err
-			}
-		}
-		for k, v := range base.UserAttrs {
-			if err := setTrialAttr(ctx, r, "trial_user_attributes", id, k, v); err != nil {
-				return err
-			}
-		}
-		for k, v := range base.SystemAttrs {
-			if err := setTrialAttr(ctx, r, "trial_system_attributes", id, k, v); err != nil {
-				return err
-			}
-		}
-		final := state // the transaction may be retried: leave the captured state alone
-		if state == stateComplete {
-			if final, err = checkComplete(ctx, r, id, math.IsNaN(base.Value)); err != nil {
-				return err
-			}
-		}
-		_, err = r.exec(ctx, "UPDATE trials SET state = ?, datetime_complete = ? WHERE trial_id = ?",
-			final, timeArg(complete), id)
+		id, err = cloneTrial(ctx, r, studyID, base, state)
 		return err
 	})
 	if err != nil {
 		return -1, err
 	}
 	return id, nil
+}
+
+// cloneTrial is CloneTrial inside a write transaction; state is base.State in the
+// database's words.
+func cloneTrial(ctx context.Context, r runner, studyID int, base goptuna.FrozenTrial, state string) (int, error) {
+	complete := base.DatetimeComplete
+	if base.State.IsFinished() && complete.IsZero() {
+		complete = time.Now()
+	}
+	// Insert RUNNING first, like Optuna, so the children below go in as for a live trial.
+	id, _, err := insertTrial(ctx, r, studyID, stateRunning, base.DatetimeStart, time.Time{})
+	if err != nil {
+		return 0, err
+	}
+	names := make([]string, 0, len(base.InternalParams))
+	for name := range base.InternalParams {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		dist, ok := base.Distributions[name]
+		if !ok {
+			return 0, fmt.Errorf("clone trial: param %q has no distribution", name)
+		}
+		if err := setParam(ctx, r, id, name, base.InternalParams[name], dist); err != nil {
+			return 0, err
+		}
+	}
+	writeValue := base.State == goptuna.TrialStateComplete ||
+		(base.State == goptuna.TrialStatePruned && len(base.IntermediateValues) > 0)
+	if writeValue && !math.IsNaN(base.Value) {
+		if err := setValue(ctx, r, id, base.Value); err != nil {
+			return 0, err
+		}
+	}
+	for step, v := range base.IntermediateValues {
+		if err := setIntermediate(ctx, r, id, step, v); err != nil {
+			return 0, err
+		}
+	}
+	for k, v := range base.UserAttrs {
+		if err := setTrialAttr(ctx, r, "trial_user_attributes", id, k, v); err != nil {
+			return 0, err
+		}
+	}
+	for k, v := range base.SystemAttrs {
+		if err := setTrialAttr(ctx, r, "trial_system_attributes", id, k, v); err != nil {
+			return 0, err
+		}
+	}
+	final := state // the transaction may be retried: leave the captured state alone
+	if state == stateComplete {
+		if final, err = checkComplete(ctx, r, id, math.IsNaN(base.Value)); err != nil {
+			return 0, err
+		}
+	}
+	_, err = r.exec(ctx, "UPDATE trials SET state = ?, datetime_complete = ? WHERE trial_id = ?",
+		final, timeArg(complete), id)
+	return id, err
 }
 
 // SetTrialValue sets the objective value of an unfinished trial. Optuna cannot store NaN

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -29,6 +30,16 @@ func ResolveURL(flagValue string) string {
 const urlHelp = "use sqlite:///relative/path.db, sqlite:////absolute/path.db or " +
 	"postgresql://user:password@host:port/dbname (flag --storage or $" + EnvURL + ")"
 
+// ErrInvalidURL marks a storage URL that cannot be parsed or names no database: a
+// mistake in the command line (or $FMTUNE_STORAGE), found before anything is opened.
+var ErrInvalidURL = errors.New("invalid storage URL")
+
+type urlError struct{ msg string }
+
+func (e *urlError) Error() string             { return e.msg }
+func (e *urlError) Is(target error) bool      { return target == ErrInvalidURL }
+func badURL(format string, args ...any) error { return &urlError{fmt.Sprintf(format, args...)} }
+
 // location is a parsed storage URL.
 type location struct {
 	kind     string // kindSQLite or kindPostgres
@@ -48,7 +59,7 @@ func parseURL(raw string) (location, error) {
 	red := redactURL(raw)
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok || scheme == "" {
-		return location{}, fmt.Errorf("storage URL %q has no scheme: %s", red, urlHelp)
+		return location{}, badURL("storage URL %q has no scheme: %s", red, urlHelp)
 	}
 	// SQLAlchemy allows dialect+driver, e.g. postgresql+psycopg2://.
 	dialect, _, _ := strings.Cut(strings.ToLower(scheme), "+")
@@ -58,29 +69,29 @@ func parseURL(raw string) (location, error) {
 	case "postgresql", "postgres":
 		u, err := url.Parse("postgresql://" + rest)
 		if err != nil {
-			return location{}, fmt.Errorf("storage URL %q: %v: %s", red, err, urlHelp)
+			return location{}, badURL("storage URL %q: %v: %s", red, err, urlHelp)
 		}
 		if strings.Trim(u.Path, "/") == "" {
-			return location{}, fmt.Errorf("storage URL %q names no database: %s", red, urlHelp)
+			return location{}, badURL("storage URL %q names no database: %s", red, urlHelp)
 		}
 		return location{kind: kindPostgres, pgURL: u.String(), redacted: red}, nil
 	}
-	return location{}, fmt.Errorf("storage URL %q: unsupported scheme %q: %s", red, scheme, urlHelp)
+	return location{}, badURL("storage URL %q: unsupported scheme %q: %s", red, scheme, urlHelp)
 }
 
 func parseSQLiteURL(raw, rest, red string) (location, error) {
 	// sqlite:///relative.db -> rest "/relative.db"; sqlite:////abs.db -> rest "//abs.db".
 	if !strings.HasPrefix(rest, "/") {
-		return location{}, fmt.Errorf("storage URL %q: a SQLite URL has three slashes before a relative path "+
+		return location{}, badURL("storage URL %q: a SQLite URL has three slashes before a relative path "+
 			"and four before an absolute one: %s", red, urlHelp)
 	}
 	path := rest[1:]
 	if q := strings.IndexByte(path, '?'); q >= 0 {
-		return location{}, fmt.Errorf("storage URL %q: SQLite URL options (%q) are not supported; "+
+		return location{}, badURL("storage URL %q: SQLite URL options (%q) are not supported; "+
 			"fmtune sets WAL, busy timeout and foreign keys itself: %s", red, path[q:], urlHelp)
 	}
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file::memory:") {
-		return location{}, fmt.Errorf("storage URL %q: in-memory SQLite cannot hold a study beyond one "+
+		return location{}, badURL("storage URL %q: in-memory SQLite cannot hold a study beyond one "+
 			"process; give a file path: %s", red, urlHelp)
 	}
 	if unescaped, err := url.PathUnescape(path); err == nil {

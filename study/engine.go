@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,15 +16,22 @@ import (
 	"github.com/fmtune/fmtune/data"
 	"github.com/fmtune/fmtune/models"
 	"github.com/fmtune/fmtune/search"
+	"github.com/fmtune/fmtune/storage"
 )
 
 // Store is the storage a study runs on: goptuna's Storage plus heartbeats
-// for recovering the trials of crashed processes.
+// for recovering the trials of crashed processes, and the atomic steps that
+// let many processes share a study (see storage.AcquireTrial).
 type Store interface {
 	goptuna.Storage
 	RecordHeartbeat(trialID int) error
 	FailStaleTrials(studyID int, grace time.Duration) ([]goptuna.FrozenTrial, error)
+	RecoverStaleTrials(studyID int, grace time.Duration, requeue func(goptuna.FrozenTrial) (goptuna.FrozenTrial, bool)) ([]goptuna.FrozenTrial, error)
+	AcquireTrial(studyID int, choose func([]goptuna.FrozenTrial) storage.Pick) (int, error)
+	FailTrial(trialID int, reason string, requeue *goptuna.FrozenTrial) (int, error)
 }
+
+var _ Store = (*storage.Storage)(nil)
 
 // Trial system attributes written by the engine. fail_reason is Optuna's own.
 const (
@@ -32,6 +40,7 @@ const (
 	AttrRetryOf    = "fmtune:retry_of" // number of the trial this one retries
 	AttrEpochs     = "fmtune:epochs"   // epochs of a manual trial, when not the study's
 	AttrSeed       = "fmtune:seed"     // training seed of a manual trial
+	AttrWorker     = "fmtune:worker"   // host:pid/goroutine of the worker that ran the trial
 	attrFixed      = "fixed_params"    // goptuna's (and Optuna's) enqueued parameters
 	readyAttr      = "fmtune:ready"    // study attr: spec stored and grid enqueued
 )
@@ -58,12 +67,28 @@ const DefaultHeartbeat = 10 * time.Second
 // StaleAfter is the grace period after which a silent trial is dead.
 func StaleAfter(interval time.Duration) time.Duration { return 4 * interval }
 
+// DefaultStoragePatience is how long a run waits for an unreachable storage
+// (a PostgreSQL server restarting, a network cut) before it gives up.
+const DefaultStoragePatience = 5 * time.Minute
+
+// Waits between attempts while the storage is unreachable: doubling from
+// outageFirstWait up to outageMaxWait.
+const (
+	outageFirstWait = time.Second
+	outageMaxWait   = 30 * time.Second
+)
+
 // RunOptions say how to run a study.
 type RunOptions struct {
 	Workers   int           // parallel trials in this process (>= 1)
 	Timeout   time.Duration // no new trial starts after this (0: none)
 	Heartbeat time.Duration // heartbeat interval (0: DefaultHeartbeat)
-	Progress  Progress      // nil: silent
+	// StoragePatience is how long a worker keeps retrying while the storage
+	// is unreachable (0: DefaultStoragePatience). Then the run stops with an
+	// error; the trials it was running stay RUNNING and are recovered as
+	// stale by the next run.
+	StoragePatience time.Duration
+	Progress        Progress // nil: silent
 }
 
 // Outcome is how a run ended.
@@ -140,11 +165,16 @@ type runner struct {
 	// keepInterrupted leaves an interrupted trial failed instead of queueing
 	// it again (a manual run someone stopped).
 	keepInterrupted bool
+	whoami          string // host:pid, for AttrWorker
 
 	mu       sync.Mutex
 	mine     map[int]bool // trial IDs running in this process
 	reason   string
 	finished int
+	// lastOutage is when a storage call last found the storage unreachable.
+	// Stale trials are not recovered until a grace period after it: the
+	// other workers' heartbeats failed during the outage too.
+	lastOutage time.Time
 }
 
 // Run runs the study called spec.Name, which must already exist (see
@@ -175,15 +205,25 @@ func Run(ctx context.Context, store Store, ds *data.Dataset, spec Spec, opt RunO
 	r.progress.Start(RunInfo{Study: spec.Name, Workers: opt.Workers, Target: spec.Target(), Counts: countTrials(trials), Best: bestOf(trials)})
 
 	var wg sync.WaitGroup
-	errs := make([]error, opt.Workers)
+	var errMu sync.Mutex
+	var firstErr error
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	for w := 0; w < opt.Workers; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			if errs[w] = r.work(wctx, w); errs[w] != nil {
-				cancel() // a storage failure stops the other workers too
+			err := r.work(wctx, w)
+			if err == nil {
+				return
+			}
+			cancel() // a storage failure stops the other workers too
+			errMu.Lock()
+			defer errMu.Unlock()
+			if firstErr == nil {
+				firstErr = err
+			} else if err.Error() != firstErr.Error() && !errors.Is(err, context.Canceled) {
+				r.progress.Note(fmt.Sprintf("worker %d: %v", w, err))
 			}
 		}(w)
 	}
@@ -194,8 +234,9 @@ func Run(ctx context.Context, store Store, ds *data.Dataset, spec Spec, opt RunO
 	if trials, err := store.GetAllTrials(gs.ID); err == nil {
 		out.Counts = countTrials(trials)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return out, err
+	if firstErr != nil {
+		out.Reason = "storage error"
+		return out, firstErr
 	}
 	if ctx.Err() != nil {
 		out.Reason = "interrupted"
@@ -225,10 +266,15 @@ func newRunner(store Store, ds *data.Dataset, spec Spec, opt RunOptions) (*runne
 	if err != nil {
 		return nil, fmt.Errorf("load study %q: %w", spec.Name, err)
 	}
+	if opt.StoragePatience <= 0 {
+		opt.StoragePatience = DefaultStoragePatience
+	}
 	r := &runner{store: store, study: gs, spec: spec, ds: ds, opt: opt, progress: opt.Progress, mine: map[int]bool{}}
 	if r.progress == nil {
 		r.progress = NopProgress{}
 	}
+	host, _ := os.Hostname()
+	r.whoami = fmt.Sprintf("%s:%d", host, os.Getpid())
 	if opt.Timeout > 0 {
 		r.deadline = time.Now().Add(opt.Timeout)
 	}
@@ -238,7 +284,7 @@ func newRunner(store Store, ds *data.Dataset, spec Spec, opt RunOptions) (*runne
 // work is one worker goroutine: acquire a trial, run it, until told to stop.
 func (r *runner) work(ctx context.Context, w int) error {
 	for ctx.Err() == nil {
-		id, stop, err := r.acquire(ctx)
+		id, stop, err := r.acquire(ctx, w)
 		if err != nil {
 			return err
 		}
@@ -262,8 +308,9 @@ func (r *runner) stop(reason string) {
 }
 
 // acquire returns the ID of a trial for this worker to run (a claimed
-// waiting trial or a new one), or a reason to stop.
-func (r *runner) acquire(ctx context.Context) (id int, stop string, err error) {
+// waiting trial or a new one), or a reason to stop. While the storage is
+// unreachable it waits (see patient).
+func (r *runner) acquire(ctx context.Context, w int) (id int, stop string, err error) {
 	for {
 		if ctx.Err() != nil {
 			return 0, "interrupted", nil
@@ -271,74 +318,99 @@ func (r *runner) acquire(ctx context.Context) (id int, stop string, err error) {
 		if !r.deadline.IsZero() && time.Now().After(r.deadline) {
 			return 0, "timeout", nil
 		}
-		trials, err := r.store.GetAllTrials(r.study.ID)
-		if err != nil {
-			return 0, "", fmt.Errorf("read trials: %w", err)
-		}
-		c := countTrials(trials)
-		target := r.spec.Target()
-		sort.Slice(trials, func(i, j int) bool { return trials[i].Number < trials[j].Number })
-		// Queued manual configurations run whatever the target; the rest
-		// of the queue (grid points, retries) only while the target is open.
-		id, claimed, err := r.claimWaiting(trials, func(t goptuna.FrozenTrial) bool {
-			return t.SystemAttrs[AttrSource] == SourceManual || c.Done < target
+		err := r.patient(ctx, w, "start a trial", func() error {
+			var err error
+			id, stop, err = r.tryAcquire()
+			return err
 		})
-		if err != nil || claimed {
-			return id, "", err
+		switch {
+		case err == goptuna.ErrTrialCannotBeUpdated:
+			continue // a waiting trial was taken by a worker that claims without the study lock
+		case ctx.Err() != nil:
+			return 0, "interrupted", nil
+		case err != nil:
+			return 0, "", err
+		case id >= 0 || stop != "":
+			return id, stop, nil
 		}
-		if c.Done >= target {
-			return 0, "target reached", nil
-		}
-		if c.Waiting > c.ManualWaiting {
-			continue // all taken meanwhile: look again
-		}
-		full := c.Done+c.Busy >= target
-		if r.spec.Sampler != "grid" && !full {
-			id, err := r.store.CreateNewTrial(r.study.ID)
-			if err != nil {
-				return 0, "", fmt.Errorf("create trial: %w", err)
-			}
-			r.own(id, true)
-			return id, "", nil
-		}
-		// Nothing to start: the rest is running. If it all runs here, this
-		// worker is done; trials of other processes may still fail and be
-		// re-queued, so wait for them.
-		if r.allRunningMine(trials) {
-			if r.spec.Sampler == "grid" {
-				return 0, "grid complete", nil
-			}
-			return 0, "target reached", nil
-		}
+		// Nothing to start now: the rest is running elsewhere. Trials of
+		// other processes may still fail and be re-queued, so wait for them.
 		select {
 		case <-ctx.Done():
+			continue
 		case <-time.After(r.opt.Heartbeat):
 		}
-		if err := r.recoverStale(); err != nil {
+		if err := r.patient(ctx, w, "recover stale trials", r.recoverStale); err != nil && ctx.Err() == nil {
 			return 0, "", err
 		}
 	}
 }
 
-// claimWaiting claims the first waiting trial that want accepts. Claiming is
-// an atomic state change in the storage, so across goroutines and processes
-// exactly one claimer wins each trial.
-func (r *runner) claimWaiting(trials []goptuna.FrozenTrial, want func(goptuna.FrozenTrial) bool) (int, bool, error) {
-	for _, t := range trials {
-		if t.State != goptuna.TrialStateWaiting || !want(t) {
-			continue
-		}
-		err := r.store.SetTrialState(t.ID, goptuna.TrialStateRunning)
-		if err == goptuna.ErrTrialCannotBeUpdated {
-			continue // another worker took it first
-		}
-		if err != nil {
-			return 0, false, fmt.Errorf("claim trial %d: %w", t.Number, err)
-		}
-		r.own(t.ID, true)
-		return t.ID, true, nil
+// tryAcquire decides, in one storage transaction that holds the study's
+// lock, what this worker does next, and does it: claim a waiting trial,
+// create a trial, or nothing (id -1), with a reason to stop or not. Because
+// the count and the claim or creation are one atomic step, concurrent
+// workers of any number of processes never start more budget-counting
+// trials than the target (countTrials: Done + Busy <= target).
+func (r *runner) tryAcquire() (id int, stop string, err error) {
+	target, err := r.target()
+	if err != nil {
+		return 0, "", err
 	}
-	return 0, false, nil
+	id, err = r.store.AcquireTrial(r.study.ID, func(trials []goptuna.FrozenTrial) storage.Pick {
+		stop = ""
+		c := countTrials(trials)
+		room := c.Done+c.Busy < target
+		// Queued manual configurations run whatever the target; the rest
+		// of the queue (grid points, retries) only while there is room.
+		sort.Slice(trials, func(i, j int) bool { return trials[i].Number < trials[j].Number })
+		for _, t := range trials {
+			if t.State == goptuna.TrialStateWaiting && (room || t.SystemAttrs[AttrSource] == SourceManual) {
+				return storage.Pick{Action: storage.PickClaim, TrialID: t.ID}
+			}
+		}
+		if c.Done >= target {
+			stop = "target reached"
+			return storage.Pick{}
+		}
+		if room && r.spec.Sampler != "grid" {
+			return storage.Pick{Action: storage.PickCreate}
+		}
+		// Nothing to start: the rest is running. If it all runs here, this
+		// worker is done.
+		if r.allRunningMine(trials) {
+			if r.spec.Sampler == "grid" && c.Waiting == c.ManualWaiting {
+				stop = "grid complete"
+			} else {
+				stop = "target reached"
+			}
+		}
+		return storage.Pick{}
+	})
+	if err == goptuna.ErrTrialCannotBeUpdated {
+		return 0, "", err
+	}
+	if err != nil {
+		return 0, "", fmt.Errorf("start a trial: %w", err)
+	}
+	if id >= 0 {
+		r.own(id, true)
+	}
+	return id, stop, nil
+}
+
+// target is the study's target as stored now: `fmtune resume NAME --trials
+// N` run anywhere changes it for every worker of the study.
+func (r *runner) target() (int, error) {
+	attrs, err := r.store.GetStudySystemAttrs(r.study.ID)
+	if err != nil {
+		return 0, fmt.Errorf("read the study's target: %w", err)
+	}
+	spec := r.spec
+	if stored, err := UnmarshalSpec(attrs[SpecAttr]); err == nil {
+		spec.Trials = stored.Trials
+	}
+	return spec.Target(), nil
 }
 
 func (r *runner) own(id int, running bool) {
@@ -363,29 +435,94 @@ func (r *runner) allRunningMine(trials []goptuna.FrozenTrial) bool {
 }
 
 // recoverStale fails the trials whose process stopped beating and re-queues
-// their parameters, once: a retry that dies again is not retried, so a
-// configuration that kills its process cannot loop forever.
+// their parameters in the same transaction, once: a retry that dies again
+// is not retried, so a configuration that kills its process cannot loop
+// forever. Right after a storage outage it waits a grace period, so that the
+// heartbeats the outage held up can catch up.
 func (r *runner) recoverStale() error {
-	stale, err := r.store.FailStaleTrials(r.study.ID, StaleAfter(r.opt.Heartbeat))
+	grace := StaleAfter(r.opt.Heartbeat)
+	r.mu.Lock()
+	held := time.Since(r.lastOutage) < grace
+	r.mu.Unlock()
+	if held {
+		return nil
+	}
+	notes := map[int]string{}
+	stale, err := r.store.RecoverStaleTrials(r.study.ID, grace, func(t goptuna.FrozenTrial) (goptuna.FrozenTrial, bool) {
+		if t.SystemAttrs[AttrRetryOf] != "" {
+			notes[t.ID] = fmt.Sprintf("trial %d: its process stopped; it was already a retry, so it is not queued again", t.Number)
+			return goptuna.FrozenTrial{}, false
+		}
+		p, err := search.PointFromParams(t.Params)
+		if err != nil {
+			notes[t.ID] = fmt.Sprintf("trial %d: its process stopped before it had parameters; nothing to retry", t.Number)
+			return goptuna.FrozenTrial{}, false
+		}
+		retry, err := fixedTrial(r.study.ID, r.spec.Space, requeue(t.SystemAttrs, p, t.Number), goptuna.TrialStateWaiting)
+		if err != nil {
+			notes[t.ID] = fmt.Sprintf("trial %d: its process stopped; %s cannot be queued again: %v", t.Number, p, err)
+			return goptuna.FrozenTrial{}, false
+		}
+		notes[t.ID] = fmt.Sprintf("trial %d: its process stopped (heartbeat stale); marked FAIL, %s re-queued", t.Number, p)
+		return retry, true
+	})
 	if err != nil {
 		return fmt.Errorf("recover stale trials: %w", err)
 	}
 	for _, t := range stale {
-		if t.SystemAttrs[AttrRetryOf] != "" {
-			r.progress.Note(fmt.Sprintf("trial %d: its process stopped; it was already a retry, so it is not queued again", t.Number))
-			continue
-		}
-		p, err := search.PointFromParams(t.Params)
-		if err != nil {
-			r.progress.Note(fmt.Sprintf("trial %d: its process stopped before it had parameters; nothing to retry", t.Number))
-			continue
-		}
-		if err := Enqueue(r.store, r.study.ID, r.spec.Space, requeue(t.SystemAttrs, p, t.Number)); err != nil {
-			return err
-		}
-		r.progress.Note(fmt.Sprintf("trial %d: its process stopped (heartbeat stale); marked FAIL, %s re-queued", t.Number, p))
+		r.progress.Note(notes[t.ID])
 	}
 	return nil
+}
+
+// patient runs fn until it succeeds, fails for a reason other than an
+// unreachable storage (storage.ErrUnavailable), or the storage has been
+// unreachable for longer than the run's StoragePatience. Meanwhile it says
+// so through Progress.Note and waits, doubling the wait from 1s to 30s. It
+// returns ctx's error if ctx ends while it waits.
+func (r *runner) patient(ctx context.Context, w int, what string, fn func() error) error {
+	var since time.Time
+	wait := outageFirstWait
+	for {
+		err := fn()
+		if !errors.Is(err, storage.ErrUnavailable) {
+			if !since.IsZero() && err == nil {
+				r.progress.Note(fmt.Sprintf("worker %d: storage reachable again after %s; carrying on", w, time.Since(since).Round(time.Second)))
+			}
+			return err
+		}
+		now := time.Now()
+		r.mu.Lock()
+		r.lastOutage = now
+		r.mu.Unlock()
+		if since.IsZero() {
+			since = now
+		}
+		left := r.opt.StoragePatience - now.Sub(since)
+		if left <= 0 {
+			return fmt.Errorf("%w; gave up after %s (--storage-patience); the trials this process was running stay RUNNING and the next run retries them once their heartbeat is stale (fmtune resume %s)",
+				err, r.opt.StoragePatience, r.spec.Name)
+		}
+		d := min(wait, left)
+		r.progress.Note(fmt.Sprintf("worker %d: %s; retrying in %s", w, outageText(what, err), d.Round(100*time.Millisecond)))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+		wait = min(2*wait, outageMaxWait)
+	}
+}
+
+// outageText puts "storage unreachable: cause" first and what was being
+// done after it.
+func outageText(what string, err error) string {
+	msg := err.Error()
+	const key = "storage unreachable"
+	if i := strings.Index(msg, key); i > 0 {
+		msg = msg[i:]
+	}
+	return fmt.Sprintf("%s (while trying to %s)", msg, what)
 }
 
 // Queued describes a configuration to put in a study's queue.
@@ -406,13 +543,26 @@ func Enqueue(store goptuna.Storage, studyID int, space search.Space, q Queued) e
 // addFixedTrial adds a trial whose parameters are fixed to q.Point, in state
 // (waiting, or running for a trial this process runs at once).
 func addFixedTrial(store goptuna.Storage, studyID int, space search.Space, q Queued, state goptuna.TrialState) (int, error) {
-	fixed, err := space.FixedParams(q.Point)
+	t, err := fixedTrial(studyID, space, q, state)
 	if err != nil {
 		return 0, err
 	}
+	id, err := store.CloneTrial(studyID, t)
+	if err != nil {
+		return 0, fmt.Errorf("queue %s: %w", q.Point, err)
+	}
+	return id, nil
+}
+
+// fixedTrial is the trial that addFixedTrial inserts.
+func fixedTrial(studyID int, space search.Space, q Queued, state goptuna.TrialState) (goptuna.FrozenTrial, error) {
+	fixed, err := space.FixedParams(q.Point)
+	if err != nil {
+		return goptuna.FrozenTrial{}, err
+	}
 	b, err := jsonString(fixed)
 	if err != nil {
-		return 0, err
+		return goptuna.FrozenTrial{}, err
 	}
 	sys := map[string]string{attrFixed: b, AttrSource: q.Source}
 	if q.RetryOf >= 0 {
@@ -424,7 +574,7 @@ func addFixedTrial(store goptuna.Storage, studyID int, space search.Space, q Que
 	if q.Seed != nil {
 		sys[AttrSeed] = strconv.FormatInt(*q.Seed, 10)
 	}
-	id, err := store.CloneTrial(studyID, goptuna.FrozenTrial{
+	return goptuna.FrozenTrial{
 		StudyID:            studyID,
 		State:              state,
 		DatetimeStart:      time.Now(),
@@ -434,45 +584,83 @@ func addFixedTrial(store goptuna.Storage, studyID int, space search.Space, q Que
 		UserAttrs:          map[string]string{},
 		SystemAttrs:        sys,
 		IntermediateValues: map[int]float64{},
-	})
-	if err != nil {
-		return 0, fmt.Errorf("queue %s: %w", q.Point, err)
-	}
-	return id, nil
+	}, nil
 }
 
 // trialSeed derives a trial's training seed from the study seed and the
 // trial number, so every trial is reproducible from what is stored.
 func trialSeed(studySeed int64, number int) int64 { return studySeed*1_000_003 + int64(number) }
 
+// errGivenUp says that another worker marked this process's trial FAIL (its
+// heartbeat looked stale) and queued its parameters again.
+var errGivenUp = errors.New("the trial was marked FAIL by another worker")
+
 // runTrial trains the configuration of trial id and records the outcome.
-// It returns an error only when the storage fails.
+// It returns an error only when the storage fails (or stays unreachable
+// past the run's patience): the trial then stays RUNNING, and a later run
+// recovers it once its heartbeat is stale. A trial that another worker gave
+// up meanwhile is dropped with a note.
 func (r *runner) runTrial(ctx context.Context, w, id int) error {
 	defer r.own(id, false)
-	number, err := r.store.GetTrialNumberFromID(id)
-	if err != nil {
-		return fmt.Errorf("trial %d: %w", id, err)
+	number := id
+	err := r.runTrialSteps(ctx, w, id, &number)
+	switch {
+	case errors.Is(err, errGivenUp) || errors.Is(err, goptuna.ErrTrialCannotBeUpdated):
+		r.progress.Note(fmt.Sprintf("worker %d: trial %d was marked FAIL by another worker (its heartbeat looked stale) and its parameters queued again; dropping it here", w, number))
+		return nil
+	case err != nil && ctx.Err() != nil && !errors.Is(err, storage.ErrUnavailable):
+		// Interrupted while the storage could not be reached.
+		r.progress.Note(fmt.Sprintf("worker %d: trial %d could not be marked FAIL (%v); it stays RUNNING and the next run retries it once its heartbeat is stale", w, number, err))
+		return nil
 	}
-	sys, err := r.store.GetTrialSystemAttrs(id)
-	if err != nil {
-		return fmt.Errorf("trial %d: %w", number, err)
-	}
-	if sys[AttrSource] == "" {
-		sys[AttrSource] = SourceSampled
-		if err := r.store.SetTrialSystemAttr(id, AttrSource, SourceSampled); err != nil {
+	return err
+}
+
+func (r *runner) runTrialSteps(ctx context.Context, w, id int, number *int) error {
+	// Every storage call waits out an outage, within the run's patience.
+	store := func(what string, fn func() error) error { return r.patient(ctx, w, what, fn) }
+	var sys map[string]string
+	err := store(fmt.Sprintf("start trial id %d", id), func() (err error) {
+		if *number, err = r.store.GetTrialNumberFromID(id); err != nil {
 			return err
 		}
+		if sys, err = r.store.GetTrialSystemAttrs(id); err != nil {
+			return err
+		}
+		if sys[AttrSource] == "" {
+			sys[AttrSource] = SourceSampled
+			if err := r.store.SetTrialSystemAttr(id, AttrSource, SourceSampled); err != nil {
+				return err
+			}
+		}
+		return r.store.SetTrialSystemAttr(id, AttrWorker, fmt.Sprintf("%s/%d", r.whoami, w))
+	})
+	if err != nil {
+		return fmt.Errorf("trial %d: %w", *number, err)
 	}
-	stopBeat := r.heartbeat(id)
+	tctx, giveUp := context.WithCancelCause(ctx)
+	defer giveUp(nil)
+	stopBeat := r.heartbeat(id, w, giveUp)
 	defer stopBeat()
 
 	trial := goptuna.Trial{Study: r.study, ID: id}
-	point, err := r.spec.Space.Suggest(&trial)
+	var point search.Point
+	var suggestErr error
+	err = store(fmt.Sprintf("sample trial %d", *number), func() error {
+		point, suggestErr = r.spec.Space.Suggest(&trial)
+		if errors.Is(suggestErr, storage.ErrUnavailable) || suggestErr == goptuna.ErrTrialCannotBeUpdated {
+			return suggestErr
+		}
+		return nil
+	})
 	if err != nil {
-		return r.fail(id, fmt.Sprintf("sampling failed: %v", err))
+		return err
+	}
+	if suggestErr != nil {
+		return r.fail(ctx, w, id, *number, fmt.Sprintf("sampling failed: %v", suggestErr), nil, nil)
 	}
 	source := sys[AttrSource]
-	epochs, seed := r.spec.Epochs, trialSeed(r.spec.Seed, number)
+	epochs, seed := r.spec.Epochs, trialSeed(r.spec.Seed, *number)
 	if v, err := strconv.Atoi(sys[AttrEpochs]); err == nil {
 		epochs = v
 	}
@@ -480,65 +668,95 @@ func (r *runner) runTrial(ctx context.Context, w, id int) error {
 		seed = v
 	}
 	cfg := models.Config{Arch: r.spec.Arch, Optimizer: point.Optimizer, LR: point.LR, Batch: point.Batch, Epochs: epochs, Seed: seed}
-	if err := r.setAttrs(id, map[string]string{"seed": strconv.FormatInt(seed, 10), "arch": r.spec.Arch}); err != nil {
+	if err := store(fmt.Sprintf("record trial %d", *number), func() error {
+		return r.setAttrs(id, map[string]string{"seed": strconv.FormatInt(seed, 10), "arch": r.spec.Arch})
+	}); err != nil {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {
-		return r.fail(id, err.Error())
+		return r.fail(ctx, w, id, *number, err.Error(), nil, nil)
 	}
-	r.progress.TrialStarted(w, number, point)
+	r.progress.TrialStarted(w, *number, point)
 
 	var curve []models.EpochStats
 	hooks := models.Hooks{
 		OnEpoch: func(e models.EpochStats) error {
 			curve = append(curve, e)
-			r.progress.Epoch(w, number, e)
-			// A manual run is never pruned: the person asked for all of it.
-			if r.study.Pruner == nil || source == SourceManual {
-				return r.store.SetTrialIntermediateValue(id, e.Epoch, e.ValAcc)
+			r.progress.Epoch(w, *number, e)
+			var pruneErr error
+			err := store(fmt.Sprintf("report epoch %d of trial %d", e.Epoch, *number), func() error {
+				// A manual run is never pruned: the person asked for all of it.
+				if r.study.Pruner == nil || source == SourceManual {
+					return r.store.SetTrialIntermediateValue(id, e.Epoch, e.ValAcc)
+				}
+				pruneErr = trial.ShouldPrune(e.Epoch, e.ValAcc)
+				if errors.Is(pruneErr, storage.ErrUnavailable) || pruneErr == goptuna.ErrTrialCannotBeUpdated {
+					return pruneErr
+				}
+				return nil
+			})
+			if errors.Is(err, goptuna.ErrTrialCannotBeUpdated) {
+				return errGivenUp
 			}
-			return trial.ShouldPrune(e.Epoch, e.ValAcc)
+			if err != nil {
+				return &hookStorageError{err}
+			}
+			return pruneErr
 		},
 		OnBatch: func(epoch, batch, batches int) { r.progress.Batch(w, epoch, batch, batches) },
 	}
 	start := time.Now()
-	res, trainErr := models.Train(ctx, cfg, r.ds.Train, r.ds.Val, hooks)
+	res, trainErr := models.Train(tctx, cfg, r.ds.Train, r.ds.Val, hooks)
 	seconds := time.Since(start).Seconds()
 
-	result := TrialResult{Number: number, Point: point, Epochs: len(curve), Seconds: seconds}
+	result := TrialResult{Number: *number, Point: point, Epochs: len(curve), Seconds: seconds}
 	if len(curve) > 0 {
 		result.Value = curve[len(curve)-1].ValAcc
 	}
 	var finishErr error
 	switch {
+	case errors.Is(context.Cause(tctx), errGivenUp) || errors.Is(trainErr, errGivenUp):
+		return errGivenUp
+	case errors.As(trainErr, new(*hookStorageError)):
+		// The storage failed (or stayed unreachable past the patience):
+		// leave the trial RUNNING for recovery.
+		var hse *hookStorageError
+		errors.As(trainErr, &hse)
+		return fmt.Errorf("trial %d: %w", *number, hse.err)
 	case trainErr == nil:
 		result.State = goptuna.TrialStateComplete
 		testLoss, testAcc, err := res.Model.Evaluate(r.ds.Test)
 		if err != nil {
-			return r.fail(id, fmt.Sprintf("test evaluation failed: %v", err))
+			return r.fail(ctx, w, id, *number, fmt.Sprintf("test evaluation failed: %v", err), curve, nil)
 		}
 		result.TestAcc = testAcc
-		finishErr = r.finish(id, result, curve, map[string]string{
+		finishErr = r.finish(ctx, w, id, result, curve, map[string]string{
 			"test_accuracy": formatFloat(testAcc), "test_loss": formatFloat(testLoss),
 		})
 	case errors.Is(trainErr, goptuna.ErrTrialPruned):
 		result.State = goptuna.TrialStatePruned
-		finishErr = r.finish(id, result, curve, map[string]string{"pruned_at_epoch": strconv.Itoa(len(curve))})
+		finishErr = r.finish(ctx, w, id, result, curve, map[string]string{"pruned_at_epoch": strconv.Itoa(len(curve))})
 	case errors.Is(trainErr, models.ErrDiverged):
 		result.State = goptuna.TrialStateFail
 		result.Reason = "diverged: " + trainErr.Error()
-		finishErr = r.failWithCurve(id, result.Reason, curve)
+		finishErr = r.fail(ctx, w, id, *number, result.Reason, curve, nil)
 	case ctx.Err() != nil:
 		result.State = goptuna.TrialStateFail
 		result.Reason = ReasonInterrupted
-		finishErr = r.failWithCurve(id, ReasonInterrupted, curve)
-		if finishErr == nil && !r.keepInterrupted {
-			finishErr = Enqueue(r.store, r.study.ID, r.spec.Space, requeue(sys, point, number))
+		var retry *goptuna.FrozenTrial
+		if !r.keepInterrupted {
+			t, err := fixedTrial(r.study.ID, r.spec.Space, requeue(sys, point, *number), goptuna.TrialStateWaiting)
+			if err != nil {
+				return fmt.Errorf("trial %d: %w", *number, err)
+			}
+			retry = &t
 		}
+		// ctx has ended: one attempt, no waiting for an unreachable storage.
+		finishErr = r.fail(ctx, w, id, *number, ReasonInterrupted, curve, retry)
 	default:
 		result.State = goptuna.TrialStateFail
 		result.Reason = trainErr.Error()
-		finishErr = r.failWithCurve(id, result.Reason, curve)
+		finishErr = r.fail(ctx, w, id, *number, result.Reason, curve, nil)
 	}
 	if finishErr != nil {
 		return finishErr
@@ -549,6 +767,12 @@ func (r *runner) runTrial(ctx context.Context, w, id int) error {
 	r.progress.TrialFinished(w, result)
 	return nil
 }
+
+// hookStorageError is a storage failure met while reporting an epoch.
+type hookStorageError struct{ err error }
+
+func (e *hookStorageError) Error() string { return e.err.Error() }
+func (e *hookStorageError) Unwrap() error { return e.err }
 
 // requeue is the queue entry that retries an interrupted trial: a manual
 // or grid configuration keeps its source (and a manual one its epochs and
@@ -569,8 +793,11 @@ func requeue(sys map[string]string, p search.Point, number int) Queued {
 }
 
 // heartbeat records a heartbeat for trial id now and every interval until
-// the returned function is called.
-func (r *runner) heartbeat(id int) (stop func()) {
+// the returned function is called. While the storage is unreachable it
+// tries every second, so the heartbeat is fresh soon after it is back. When
+// the storage says the trial is finished (another worker failed it as
+// stale), it calls giveUp, which stops the training.
+func (r *runner) heartbeat(id, w int, giveUp context.CancelCauseFunc) (stop func()) {
 	_ = r.store.RecordHeartbeat(id)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -579,13 +806,38 @@ func (r *runner) heartbeat(id int) (stop func()) {
 		defer wg.Done()
 		t := time.NewTicker(r.opt.Heartbeat)
 		defer t.Stop()
+		var failing time.Time
+		var retry <-chan time.Time
 		for {
 			select {
 			case <-done:
 				return
 			case <-t.C:
-				if err := r.store.RecordHeartbeat(id); err != nil {
-					r.progress.Note(fmt.Sprintf("heartbeat of trial %d failed: %v", id, err))
+			case <-retry:
+			}
+			retry = nil
+			err := r.store.RecordHeartbeat(id)
+			switch {
+			case err == nil:
+				if !failing.IsZero() {
+					r.progress.Note(fmt.Sprintf("worker %d: heartbeat of trial id %d recorded again after %s", w, id, time.Since(failing).Round(time.Second)))
+					failing = time.Time{}
+				}
+			case err == goptuna.ErrTrialCannotBeUpdated:
+				giveUp(errGivenUp)
+				return
+			default:
+				if errors.Is(err, storage.ErrUnavailable) {
+					r.mu.Lock()
+					r.lastOutage = time.Now()
+					r.mu.Unlock()
+				}
+				if failing.IsZero() {
+					failing = time.Now()
+					r.progress.Note(fmt.Sprintf("worker %d: heartbeat of trial id %d failed: %v; trying every second", w, id, err))
+				}
+				if r.opt.Heartbeat > time.Second {
+					retry = time.After(time.Second)
 				}
 			}
 		}
@@ -594,40 +846,56 @@ func (r *runner) heartbeat(id int) (stop func()) {
 }
 
 // finish stores the learning curve and attributes, the value, then the final
-// state of a complete or pruned trial.
-func (r *runner) finish(id int, res TrialResult, curve []models.EpochStats, extra map[string]string) error {
+// state of a complete or pruned trial, each write waiting out a storage
+// outage.
+func (r *runner) finish(ctx context.Context, w, id int, res TrialResult, curve []models.EpochStats, extra map[string]string) error {
 	attrs := curveAttrs(curve, res.Seconds)
 	for k, v := range extra {
 		attrs[k] = v
 	}
-	if err := r.setAttrs(id, attrs); err != nil {
+	err := r.patient(ctx, w, fmt.Sprintf("store the result of trial %d", res.Number), func() error {
+		if err := r.setAttrs(id, attrs); err != nil {
+			return err
+		}
+		if err := r.store.SetTrialValue(id, res.Value); err != nil {
+			return err
+		}
+		err := r.store.SetTrialState(id, res.State)
+		if errors.Is(err, goptuna.ErrTrialCannotBeUpdated) {
+			// Finished already: by this very write, when a lost connection
+			// hid its COMMIT, or by another worker that gave the trial up.
+			if t, gerr := r.store.GetTrial(id); gerr == nil && t.State == res.State {
+				return nil
+			}
+		}
 		return err
-	}
-	if err := r.store.SetTrialValue(id, res.Value); err != nil {
-		return fmt.Errorf("trial %d: set value: %w", res.Number, err)
-	}
-	if err := r.store.SetTrialState(id, res.State); err != nil {
-		return fmt.Errorf("trial %d: set state: %w", res.Number, err)
+	})
+	if err != nil {
+		return fmt.Errorf("trial %d: store the result: %w", res.Number, err)
 	}
 	return nil
 }
 
-func (r *runner) failWithCurve(id int, reason string, curve []models.EpochStats) error {
-	if len(curve) > 0 {
-		if err := r.setAttrs(id, curveAttrs(curve, 0)); err != nil {
-			return err
+// fail records the curve (if any), then the reason (Optuna's fail_reason)
+// and the FAIL state, together with the retry to queue (if any) in one
+// transaction. Each write waits out a storage outage, unless ctx has ended.
+func (r *runner) fail(ctx context.Context, w, id, number int, reason string, curve []models.EpochStats, retry *goptuna.FrozenTrial) error {
+	err := r.patient(ctx, w, fmt.Sprintf("mark trial %d FAIL", number), func() error {
+		if len(curve) > 0 {
+			if err := r.setAttrs(id, curveAttrs(curve, 0)); err != nil {
+				return err
+			}
 		}
-	}
-	return r.fail(id, reason)
-}
-
-// fail records reason (Optuna's fail_reason) and marks the trial FAIL.
-func (r *runner) fail(id int, reason string) error {
-	if err := r.store.SetTrialSystemAttr(id, AttrFailReason, reason); err != nil {
-		return fmt.Errorf("trial %d: set fail reason: %w", id, err)
-	}
-	if err := r.store.SetTrialState(id, goptuna.TrialStateFail); err != nil {
-		return fmt.Errorf("trial %d: set state: %w", id, err)
+		_, err := r.store.FailTrial(id, reason, retry)
+		if errors.Is(err, goptuna.ErrTrialCannotBeUpdated) {
+			if t, gerr := r.store.GetTrial(id); gerr == nil && t.State == goptuna.TrialStateFail && t.SystemAttrs[AttrFailReason] == reason {
+				return nil // this very write, whose COMMIT a lost connection hid
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("trial %d: mark FAIL (%s): %w", number, describeReason(reason), err)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fmtune/fmtune/models"
 	"github.com/fmtune/fmtune/search"
+	"github.com/fmtune/fmtune/storage"
 	"github.com/fmtune/fmtune/study"
 )
 
@@ -72,7 +73,8 @@ func isUsageError(err error) bool {
 		errors.Is(err, search.ErrUnknownName) ||
 		errors.Is(err, study.ErrInvalidSpec) ||
 		errors.Is(err, study.ErrSpecMismatch) ||
-		errors.Is(err, study.ErrManualMismatch)
+		errors.Is(err, study.ErrManualMismatch) ||
+		errors.Is(err, storage.ErrInvalidURL)
 }
 
 // newRootCmd builds the command tree.

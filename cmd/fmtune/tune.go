@@ -38,6 +38,7 @@ type RunFlags struct {
 	Workers   int
 	Timeout   time.Duration
 	Heartbeat time.Duration
+	Patience  time.Duration
 	Quiet     bool
 	JSON      bool
 	Out, Err  io.Writer
@@ -49,6 +50,7 @@ func (f *RunFlags) bind(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&f.Workers, "workers", runtime.NumCPU(), "trials trained in parallel in this process (goroutines)")
 	cmd.Flags().DurationVar(&f.Timeout, "timeout", 0, "start no new trial after this long, e.g. 30m (0: no limit)")
 	cmd.Flags().DurationVar(&f.Heartbeat, "heartbeat", study.DefaultHeartbeat, "how often running trials record a heartbeat; a trial silent for 4x this is taken for crashed")
+	cmd.Flags().DurationVar(&f.Patience, "storage-patience", study.DefaultStoragePatience, "how long to keep retrying while the storage is unreachable (a PostgreSQL restart, a network cut) before stopping")
 	cmd.Flags().BoolVarP(&f.Quiet, "quiet", "q", false, "print no progress")
 	cmd.Flags().BoolVar(&f.JSON, "json", false, "print the outcome as JSON on stdout")
 	_ = cmd.Flags().MarkHidden("heartbeat")
@@ -205,6 +207,9 @@ func checkRunFlags(f *RunFlags) error {
 	if f.Heartbeat <= 0 {
 		return usagef("--heartbeat must be positive (got %s)", f.Heartbeat)
 	}
+	if f.Patience <= 0 {
+		return usagef("--storage-patience must be positive (got %s)", f.Patience)
+	}
 	return nil
 }
 
@@ -228,7 +233,7 @@ func runStudy(ctx context.Context, store *storage.Storage, ds *data.Dataset, spe
 		progress = study.NewLogProgress(f.Err)
 	}
 	out, err := study.Run(ctx, store, ds, spec, study.RunOptions{
-		Workers: f.Workers, Timeout: f.Timeout, Heartbeat: f.Heartbeat, Progress: progress,
+		Workers: f.Workers, Timeout: f.Timeout, Heartbeat: f.Heartbeat, StoragePatience: f.Patience, Progress: progress,
 	})
 	if out == nil {
 		return err
