@@ -90,6 +90,9 @@ func dropPostgresDB(admin, name string) {
 }
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv(envBurstChild); path != "" {
+		os.Exit(writeBurst(path)) // the child process of TestKill9DuringWriteBurst
+	}
 	code := m.Run()
 	if pgOnce.url != "" {
 		if u, err := url.Parse(pgOnce.url); err == nil {

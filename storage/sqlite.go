@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -106,7 +107,15 @@ func writable(loc location) error {
 // inspectSQLite checks an existing file read-only, so that a database fmtune refuses is
 // left exactly as it was.
 func inspectSQLite(ctx context.Context, loc location, where string) error {
-	db, err := sql.Open("sqlite3", sqliteDSN(loc.path, true))
+	dsn := sqliteDSN(loc.path, true)
+	if quietWAL(loc.path) {
+		// A read-only connection to a WAL database creates its -wal and -shm files and
+		// cannot remove them: a refused file would be left with two new files beside it.
+		// With no -wal file the database file holds every commit, and immutable reads
+		// it without creating anything.
+		dsn += "&immutable=1"
+	}
+	db, err := sql.Open("sqlite3", dsn)
 	if err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
@@ -124,6 +133,22 @@ func inspectSQLite(ctx context.Context, loc location, where string) error {
 		return nil
 	}
 	return st.check(where)
+}
+
+// quietWAL reports whether path is a SQLite database in WAL mode (header byte 18 is 2)
+// that no connection has open: it has no -wal file.
+func quietWAL(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	hdr := make([]byte, 20)
+	if _, err := io.ReadFull(f, hdr); err != nil || string(hdr[:16]) != "SQLite format 3\x00" || hdr[18] != 2 {
+		return false
+	}
+	_, err = os.Stat(path + "-wal")
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // sqliteTransient reports errors worth retrying: the database was busy or locked past the

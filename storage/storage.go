@@ -317,8 +317,20 @@ var (
 
 type unavailableError struct{ err error }
 
-func (e *unavailableError) Error() string   { return "storage unreachable: " + e.err.Error() }
+func (e *unavailableError) Error() string   { return "storage unreachable: " + oneLine(e.err.Error()) }
 func (e *unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.err} }
+
+// oneLine joins the lines of a driver's message (pgx lists each address it tried on a
+// line of its own), dropping repeated ones, so a progress note stays one line.
+func oneLine(msg string) string {
+	var parts []string
+	for _, l := range strings.Split(msg, "\n") {
+		if l = strings.TrimSpace(l); l != "" && (len(parts) == 0 || parts[len(parts)-1] != l) {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, " ")
+}
 
 // classify marks an error the retries gave up on as ErrUnavailable. Other errors come
 // back as they are, so goptuna.ErrTrialCannotBeUpdated stays unwrapped.

@@ -29,6 +29,7 @@ type TrialInfo struct {
 	Completed  *time.Time          `json:"completed,omitempty"`
 	FailReason string              `json:"fail_reason,omitempty"`
 	Seed       *int64              `json:"seed,omitempty"`
+	Worker     string              `json:"worker,omitempty"` // host:pid/goroutine that ran it
 	Curve      []models.EpochStats `json:"curve,omitempty"`
 }
 
@@ -40,6 +41,7 @@ func Info(t goptuna.FrozenTrial) TrialInfo {
 		Source:     t.SystemAttrs[AttrSource],
 		Params:     t.Params,
 		FailReason: t.SystemAttrs[AttrFailReason],
+		Worker:     t.SystemAttrs[AttrWorker],
 	}
 	if info.Source == "" {
 		info.Source = SourceSampled

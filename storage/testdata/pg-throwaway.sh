@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# pg-throwaway.sh start|stop|url [DIR]
+# pg-throwaway.sh start|stop|down|up|url [DIR]
 #
 # Starts (or stops) a disposable PostgreSQL cluster for the storage tests, listening
 # only on 127.0.0.1 with trust authentication. "start" prints the URL to export as
@@ -9,7 +9,9 @@
 #   go test -race ./storage/
 #   bash storage/testdata/pg-throwaway.sh stop
 #
-# DIR defaults to $FMTUNE_PG_DIR or /tmp/fmtune-pg; PORT to $FMTUNE_PG_PORT or 55432.
+# "down" stops the server of a started cluster and keeps its data; "up" starts it again
+# (the outage tests use them). DIR defaults to $FMTUNE_PG_DIR or /tmp/fmtune-pg; PORT to
+# $FMTUNE_PG_PORT or 55432.
 # Needs Debian's postgresql package (apt-get install -y postgresql). Run as root (the
 # cluster runs as the postgres user) or as an ordinary user (it runs as that user).
 set -euo pipefail
@@ -34,6 +36,13 @@ as_owner() {
 
 url="postgresql://postgres@127.0.0.1:${port}/postgres"
 
+server_up() {
+	as_owner "'$bindir/pg_ctl' -D '$dir/data' -o \"-k '$dir' -h 127.0.0.1 -p $port -c fsync=off\" -l '$dir/log' -w start" >/dev/null || {
+		cat "$dir/log" >&2
+		exit 1
+	}
+}
+
 case "$cmd" in
 start)
 	if [[ -f "$dir/data/postmaster.pid" ]] && as_owner "'$bindir/pg_ctl' -D '$dir/data' status" >/dev/null 2>&1; then
@@ -47,11 +56,14 @@ start)
 		cat "$dir/initdb.log" >&2
 		exit 1
 	}
-	as_owner "'$bindir/pg_ctl' -D '$dir/data' -o \"-k '$dir' -h 127.0.0.1 -p $port -c fsync=off\" -l '$dir/log' -w start" >/dev/null || {
-		cat "$dir/log" >&2
-		exit 1
-	}
+	server_up
 	echo "$url"
+	;;
+down)
+	as_owner "'$bindir/pg_ctl' -D '$dir/data' -m fast -w stop" >/dev/null
+	;;
+up)
+	server_up
 	;;
 stop)
 	if [[ -d "$dir/data" ]]; then
@@ -63,7 +75,7 @@ url)
 	echo "$url"
 	;;
 *)
-	echo "usage: $0 start|stop|url [DIR]" >&2
+	echo "usage: $0 start|stop|down|up|url [DIR]" >&2
 	exit 2
 	;;
 esac
