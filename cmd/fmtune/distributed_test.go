@@ -231,7 +231,7 @@ func budgetDone(trials []goptuna.FrozenTrial) int {
 }
 
 // small are the training flags of a quick study.
-var small = []string{"--epochs", "1", "--train-limit", "1000", "--val", "500", "--quiet"}
+var small = []string{"--epochs", "1", "--train-limit", "500", "--val", "300", "--quiet"}
 
 // TestDistributedGrid: three processes of two workers each, started at once
 // with the same `fmtune tune` on one storage, share the default grid of 24

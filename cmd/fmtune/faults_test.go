@@ -206,8 +206,8 @@ func TestPostgresRestartDuringStudy(t *testing.T) {
 	flags := []string{"--storage", u, "--workers", "2", "--heartbeat", "1s"}
 
 	// 1. A restart: the run waits and carries on.
-	p := startFmtune(t, dir, "tune", append([]string{"tune", "--study", "outage", "--trials", "6", "--epochs", "3",
-		"--train-limit", "3000", "--val", "1000", "--pruner", "none"}, flags...)...)
+	p := startFmtune(t, dir, "tune", append([]string{"tune", "--study", "outage", "--trials", "4", "--epochs", "3",
+		"--train-limit", "2000", "--val", "500", "--pruner", "none"}, flags...)...)
 	waitFor(t, 2*time.Minute, "a trial in mid-training", midTrial("outage"))
 	pg("down")
 	time.Sleep(5 * time.Second)
@@ -230,12 +230,12 @@ func TestPostgresRestartDuringStudy(t *testing.T) {
 			t.Fatalf("trial %d left %s", tr.Number, tr.State)
 		}
 	}
-	if n := budgetDone(trials); n != 6 {
-		t.Fatalf("%d trials count toward the target after the restart, want 6", n)
+	if n := budgetDone(trials); n != 4 {
+		t.Fatalf("%d trials count toward the target after the restart, want 4", n)
 	}
 
 	// 2. An outage past the patience: a clean stop, the trials recoverable.
-	p = startFmtune(t, dir, "resume", append([]string{"resume", "outage", "--trials", "10", "--storage-patience", "3s"}, flags...)...)
+	p = startFmtune(t, dir, "resume", append([]string{"resume", "outage", "--trials", "7", "--storage-patience", "3s"}, flags...)...)
 	waitFor(t, 2*time.Minute, "a trial in mid-training", midTrial("outage"))
 	var running []int
 	for _, tr := range storedTrials(s, "outage") {
@@ -258,8 +258,8 @@ func TestPostgresRestartDuringStudy(t *testing.T) {
 	}
 	trials = storedTrials(s, "outage")
 	checkNumbers(t, trials)
-	if n := budgetDone(trials); n != 10 {
-		t.Fatalf("%d trials count toward the target of 10", n)
+	if n := budgetDone(trials); n != 7 {
+		t.Fatalf("%d trials count toward the target of 7", n)
 	}
 	for _, tr := range trials {
 		if tr.State == goptuna.TrialStateRunning || tr.State == goptuna.TrialStateWaiting {
