@@ -609,11 +609,18 @@ func (r *runner) runTrial(ctx context.Context, w, id int) error {
 		r.progress.Note(fmt.Sprintf("worker %d: trial %d was marked FAIL by another worker (its heartbeat looked stale) and its parameters queued again; dropping it here", w, number))
 		return nil
 	case err != nil && ctx.Err() != nil && !errors.Is(err, storage.ErrUnavailable):
-		// Interrupted while the storage could not be reached.
-		r.progress.Note(fmt.Sprintf("worker %d: trial %d could not be marked FAIL (%v); it stays RUNNING and the next run retries it once its heartbeat is stale", w, number, err))
+		// Stopping, and the storage failed too: the trial stays RUNNING.
+		msg := strings.TrimPrefix(err.Error(), fmt.Sprintf("trial %d: ", number))
+		r.progress.Note(fmt.Sprintf("worker %d: trial %d stays RUNNING, the next run retries it once its heartbeat is stale: %s", w, number, msg))
 		return nil
 	}
 	return err
+}
+
+// storageFailure reports whether err says that the storage failed (it is
+// unreachable, full or read-only), as opposed to a problem of the trial.
+func storageFailure(err error) bool {
+	return errors.Is(err, storage.ErrUnavailable) || errors.Is(err, storage.ErrDiskFull) || errors.Is(err, storage.ErrReadOnly)
 }
 
 func (r *runner) runTrialSteps(ctx context.Context, w, id int, number *int) error {
@@ -648,13 +655,13 @@ func (r *runner) runTrialSteps(ctx context.Context, w, id int, number *int) erro
 	var suggestErr error
 	err = store(fmt.Sprintf("sample trial %d", *number), func() error {
 		point, suggestErr = r.spec.Space.Suggest(&trial)
-		if errors.Is(suggestErr, storage.ErrUnavailable) || suggestErr == goptuna.ErrTrialCannotBeUpdated {
+		if storageFailure(suggestErr) || errors.Is(suggestErr, goptuna.ErrTrialCannotBeUpdated) {
 			return suggestErr
 		}
 		return nil
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("trial %d: store its parameters: %w", *number, err)
 	}
 	if suggestErr != nil {
 		return r.fail(ctx, w, id, *number, fmt.Sprintf("sampling failed: %v", suggestErr), nil, nil)
