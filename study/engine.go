@@ -371,6 +371,9 @@ func (r *runner) tryAcquire() (id int, stop string, err error) {
 		}
 		if c.Done >= target {
 			stop = "target reached"
+			if r.spec.Sampler == "grid" && c.Waiting == c.ManualWaiting {
+				stop = "grid complete"
+			}
 			return storage.Pick{}
 		}
 		if room && r.spec.Sampler != "grid" {
