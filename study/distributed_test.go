@@ -2,14 +2,95 @@ package study
 
 import (
 	"context"
+	"crypto/rand"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/c-bata/goptuna"
+	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/fmtune/fmtune/storage"
 )
+
+// sharedURL is an empty storage that several handles share: a fresh database
+// on the PostgreSQL server in $FMTUNE_TEST_POSTGRES, or a SQLite file.
+func sharedURL(t *testing.T) string {
+	t.Helper()
+	admin := os.Getenv("FMTUNE_TEST_POSTGRES")
+	if admin == "" {
+		return "sqlite:///" + filepath.Join(t.TempDir(), "shared.db")
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := fmt.Sprintf("fmtune_study_%x", b)
+	db, err := sql.Open("pgx", admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if db, err := sql.Open("pgx", admin); err == nil {
+			_, _ = db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+			db.Close()
+		}
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// TestConcurrentPrepareCreatesOneStudy: processes launching the same new grid
+// study at the same moment (here: storage handles in goroutines) all get it,
+// and its grid is enqueued once.
+func TestConcurrentPrepareCreatesOneStudy(t *testing.T) {
+	u := sharedURL(t)
+	const handles = 4
+	stores := make([]*storage.Storage, handles)
+	for i := range stores {
+		s, err := storage.Open(context.Background(), u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores[i] = s
+	}
+	for round := 0; round < 5; round++ {
+		spec := DefaultSpec()
+		spec.Name = fmt.Sprintf("race-%d", round)
+		spec.Sampler = "grid"
+		var wg sync.WaitGroup
+		errs := make([]error, handles)
+		for i, s := range stores {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = Prepare(s, spec)
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d, handle %d: %v", round, i, err)
+			}
+		}
+		trials := trialsOf(t, stores[0], spec.Name)
+		if len(trials) != 24 {
+			t.Fatalf("round %d: %d trials queued, want the 24 grid points once", round, len(trials))
+		}
+	}
+}
 
 // TestPruningSeesOtherProcessesTrials: five trials finished by "another
 // process" (another storage handle on the same file) with near-perfect

@@ -85,7 +85,15 @@ func create(store goptuna.Storage, spec Spec) (Spec, error) {
 func LoadSpec(store goptuna.Storage, name string) (Spec, int, error) {
 	id, err := store.GetStudyIDFromName(name)
 	if err != nil {
-		return Spec{}, 0, studyNotFound(store, name, err)
+		nf := studyNotFound(store, name, err)
+		if errors.Is(nf, ErrNotFound) {
+			return Spec{}, 0, nf
+		}
+		// The study is listed after all: another process created it between
+		// the lookup and the listing. Look again.
+		if id, err = store.GetStudyIDFromName(name); err != nil {
+			return Spec{}, 0, nf
+		}
 	}
 	for wait := 0; ; wait++ {
 		spec, ok, err := readSpec(store, id)
