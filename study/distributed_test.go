@@ -116,15 +116,7 @@ func TestPruningSeesOtherProcessesTrials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 5; i++ {
-		if _, err := there.CloneTrial(id, goptuna.FrozenTrial{
-			State: goptuna.TrialStateComplete, Value: 0.99, DatetimeStart: time.Now(),
-			IntermediateValues: map[int]float64{1: 0.99, 2: 0.99, 3: 0.99},
-			SystemAttrs:        map[string]string{AttrSource: SourceSampled},
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addStrongTrials(t, there, id, 5, spec.Epochs)
 	out, err := Run(context.Background(), here, ds, spec, RunOptions{Workers: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -135,5 +127,52 @@ func TestPruningSeesOtherProcessesTrials(t *testing.T) {
 	trials := trialsOf(t, here, spec.Name)
 	if last := trials[len(trials)-1]; last.State != goptuna.TrialStatePruned || len(last.IntermediateValues) != 2 {
 		t.Fatalf("trial %d: %s after %d epochs, want pruned after 2", last.Number, last.State, len(last.IntermediateValues))
+	}
+}
+
+// addStrongTrials stores n complete sampled trials with accuracy 0.99 at
+// every one of their epochs: any real trial is below their median.
+func addStrongTrials(t *testing.T, store *storage.Storage, studyID, n, epochs int) {
+	t.Helper()
+	curve := map[int]float64{}
+	for e := 1; e <= epochs; e++ {
+		curve[e] = 0.99
+	}
+	for i := 0; i < n; i++ {
+		if _, err := store.CloneTrial(studyID, goptuna.FrozenTrial{
+			State: goptuna.TrialStateComplete, Value: 0.99, DatetimeStart: time.Now(),
+			IntermediateValues: curve,
+			SystemAttrs:        map[string]string{AttrSource: SourceSampled},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestLastEpochIsNeverPruned: a trial below everyone's median at its last
+// epoch has already trained in full; it completes (with its test accuracy)
+// instead of being pruned for nothing.
+func TestLastEpochIsNeverPruned(t *testing.T) {
+	ds := smallData(t)
+	store := openStore(t)
+	spec := testSpec("last-epoch")
+	spec.Epochs, spec.Trials = 2, 6
+	spec = prepare(t, store, spec)
+	id, err := store.GetStudyIDFromName(spec.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addStrongTrials(t, store, id, 5, spec.Epochs)
+	out, err := Run(context.Background(), store, ds, spec, RunOptions{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trials := trialsOf(t, store, spec.Name)
+	last := trials[len(trials)-1]
+	if out.Counts.Pruned != 0 || last.State != goptuna.TrialStateComplete || len(last.IntermediateValues) != 2 {
+		t.Fatalf("outcome %+v, trial %d %s after %d epochs: want complete after 2", out, last.Number, last.State, len(last.IntermediateValues))
+	}
+	if _, ok := last.UserAttrs["test_accuracy"]; !ok {
+		t.Fatalf("trial %d has no test accuracy: %v", last.Number, last.UserAttrs)
 	}
 }

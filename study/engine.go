@@ -696,7 +696,9 @@ func (r *runner) runTrialSteps(ctx context.Context, w, id int, number *int) erro
 			var pruneErr error
 			err := store(fmt.Sprintf("report epoch %d of trial %d", e.Epoch, *number), func() error {
 				// A manual run is never pruned: the person asked for all of it.
-				if r.study.Pruner == nil || source == SourceManual {
+				// Nor is a trial at its last epoch: stopping it then saves no
+				// training and would only lose its test evaluation.
+				if r.study.Pruner == nil || source == SourceManual || e.Epoch >= epochs {
 					return r.store.SetTrialIntermediateValue(id, e.Epoch, e.ValAcc)
 				}
 				pruneErr = trial.ShouldPrune(e.Epoch, e.ValAcc)
