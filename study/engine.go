@@ -721,7 +721,7 @@ func (r *runner) runTrialSteps(ctx context.Context, w, id int, number *int) erro
 	res, trainErr := models.Train(tctx, cfg, r.ds.Train, r.ds.Val, hooks)
 	seconds := time.Since(start).Seconds()
 
-	result := TrialResult{Number: *number, Point: point, Epochs: len(curve), Seconds: seconds}
+	result := TrialResult{Number: *number, Point: point, Epochs: len(curve), Seconds: seconds, Source: source}
 	if len(curve) > 0 {
 		result.Value = curve[len(curve)-1].ValAcc
 	}

@@ -50,6 +50,12 @@ func RunManual(ctx context.Context, store Store, ds *data.Dataset, spec Spec, m 
 		return TrialInfo{}, err
 	}
 	r.keepInterrupted = true
+	trials, err := store.GetAllTrials(r.study.ID)
+	if err != nil {
+		return TrialInfo{}, fmt.Errorf("read trials of %q: %w", spec.Name, err)
+	}
+	r.progress.Start(RunInfo{Study: spec.Name, Workers: 1, Counts: countTrials(trials), Best: bestOf(trials)})
+	defer r.progress.Stop()
 	seed := m.Seed
 	id, err := addFixedTrial(store, r.study.ID, spec.Space, Queued{Point: m.Point, Source: SourceManual, RetryOf: -1, Epochs: m.Epochs, Seed: &seed}, goptuna.TrialStateRunning)
 	if err != nil {

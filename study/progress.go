@@ -30,7 +30,7 @@ type Progress interface {
 type RunInfo struct {
 	Study   string
 	Workers int
-	Target  int
+	Target  int // the study's target of trials; 0 for a manual run
 	Counts  Counts
 	Best    *TrialResult
 }
@@ -45,6 +45,7 @@ type TrialResult struct {
 	Epochs  int
 	Seconds float64
 	Reason  string
+	Source  string // SourceSampled, SourceManual, ...
 }
 
 // NopProgress ignores everything; embed it to implement only some methods.
@@ -71,24 +72,26 @@ func (t *tally) begin(info RunInfo) {
 	t.info, t.start, t.counts, t.best = info, time.Now(), info.Counts, info.Best
 }
 
+// add counts a finished trial as Counts does: toward Done only when it
+// counts toward the study's target (not manual, not interrupted).
 func (t *tally) add(r TrialResult) {
 	t.finished++
+	done := r.Source != SourceManual
 	switch r.State {
 	case goptuna.TrialStateComplete:
 		t.counts.Complete++
-		t.counts.Done++
 		if t.best == nil || r.Value > t.best.Value {
 			rc := r
 			t.best = &rc
 		}
 	case goptuna.TrialStatePruned:
 		t.counts.Pruned++
-		t.counts.Done++
 	case goptuna.TrialStateFail:
 		t.counts.Fail++
-		if r.Reason != ReasonInterrupted {
-			t.counts.Done++
-		}
+		done = done && r.Reason != ReasonInterrupted
+	}
+	if done {
+		t.counts.Done++
 	}
 }
 
@@ -149,7 +152,11 @@ func (p *LogProgress) Start(info RunInfo) {
 	p.mu.Lock()
 	p.t.begin(info)
 	p.mu.Unlock()
-	p.printf("study %s: %d workers, target %d trials, %d done so far", info.Study, info.Workers, info.Target, info.Counts.Done)
+	target := "a manual run"
+	if info.Target > 0 {
+		target = fmt.Sprintf("%d worker(s), target %d trials", info.Workers, info.Target)
+	}
+	p.printf("study %s: %s, %d done so far", info.Study, target, info.Counts.Done)
 }
 
 func (p *LogProgress) TrialStarted(w, number int, pt search.Point) {
@@ -207,7 +214,7 @@ func (p *TermProgress) TrialStarted(w, number int, pt search.Point) {
 func (p *TermProgress) Batch(w, epoch, batch, batches int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := p.workers[w]
+	s := *p.slot(w)
 	if i := strings.Index(s, ": "); i >= 0 {
 		s = s[:i]
 	}
@@ -222,7 +229,7 @@ func (p *TermProgress) Batch(w, epoch, batch, batches int) {
 func (p *TermProgress) Epoch(w, number int, e models.EpochStats) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := p.workers[w]
+	s := *p.slot(w)
 	if i := strings.Index(s, ": "); i >= 0 {
 		s = s[:i]
 	}
@@ -234,7 +241,7 @@ func (p *TermProgress) TrialFinished(w int, r TrialResult) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.t.add(r)
-	p.workers[w] = "idle"
+	*p.slot(w) = "idle"
 	p.printAbove(describe(r))
 }
 
@@ -254,8 +261,17 @@ func (p *TermProgress) Stop() {
 func (p *TermProgress) set(w int, s string, force bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.workers[w] = s
+	*p.slot(w) = s
 	p.redraw(force)
+}
+
+// slot is worker w's live line, added if Start did not announce w (a
+// display must never stop a study).
+func (p *TermProgress) slot(w int) *string {
+	for len(p.workers) <= w {
+		p.workers = append(p.workers, "idle")
+	}
+	return &p.workers[w]
 }
 
 // printAbove prints a permanent line above the live block.
