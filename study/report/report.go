@@ -6,12 +6,14 @@
 package report
 
 import (
+	"encoding/base64"
 	"fmt"
 	"html/template"
 	"io"
 	"strings"
 	"time"
 
+	"codeberg.org/go-fonts/liberation/liberationsansregular"
 	"github.com/c-bata/goptuna"
 
 	"github.com/fmtune/fmtune/study"
@@ -110,7 +112,7 @@ func Write(w io.Writer, studies []Input, opt Options) error {
 	if opt.Generated.IsZero() {
 		opt.Generated = time.Now()
 	}
-	page := pageData{Generated: opt.Generated.Format("2006-01-02 15:04 MST")}
+	page := pageData{Generated: opt.Generated.Format("2006-01-02 15:04 MST"), FontFace: plotFontFace}
 	for i, in := range studies {
 		s, err := studyData(i, in)
 		if err != nil {
@@ -123,8 +125,16 @@ func Write(w io.Writer, studies []Input, opt Options) error {
 
 type pageData struct {
 	Generated string
+	FontFace  template.CSS
 	Studies   []studyPage
 }
+
+// plotFontFace embeds the font the plots are laid out with (Liberation
+// Sans, whose metrics gonum/plot measures text by), so that legends and tick
+// labels fit wherever the report is opened, with or without that font
+// installed: a wider fallback font clipped the legends.
+var plotFontFace = template.CSS(`@font-face { font-family: "fmtune-plot-sans"; src: url(data:font/ttf;base64,` +
+	base64.StdEncoding.EncodeToString(liberationsansregular.TTF) + `) format("truetype"); }`)
 
 type studyPage struct {
 	ID, Name string
@@ -307,7 +317,8 @@ th.config, td.config { text-align: left; }
 figure { margin: 0; }
 figure svg { display: block; width: 100%; height: auto; }
 figcaption { color: var(--muted); font-size: 12.5px; margin: 4px 0 0; max-width: 80ch; }
-svg text { font-family: "Liberation Sans", Arial, Helvetica, sans-serif !important; }
+{{.FontFace}}
+svg text { font-family: "fmtune-plot-sans", "Liberation Sans", Arial, Helvetica, sans-serif !important; }
 .note { color: var(--muted); font-size: 12.5px; margin: 8px 0 0; }
 </style>
 </head>
