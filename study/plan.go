@@ -1,15 +1,12 @@
 package study
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/fmtune/fmtune/data"
 	"github.com/fmtune/fmtune/models"
@@ -73,9 +70,7 @@ func ReadPlan(path string) (*Plan, error) {
 		return nil, fmt.Errorf("read plan: %w", err)
 	}
 	var p Plan
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&p); err != nil {
+	if err := decodeStrict(b, &p); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%w: plan %s is empty", ErrInvalidSpec, path)
 		}

@@ -104,6 +104,25 @@ func TestReadPlanRefusesMistakes(t *testing.T) {
 	}
 }
 
+// TestPlanUnknownKeysNamed: every unknown key is named with its line and
+// the keys valid in its place, whatever the nesting.
+func TestPlanUnknownKeysNamed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "plan.yaml")
+	writeFile(t, path, "studies:\n  a: {arch: mlp, epoch: 3}\nsteps:\n  - manual: {study: a, optimiser: sgd}\n")
+	_, err := ReadPlan(path)
+	for _, want := range []string{
+		`line 2: unknown key "epoch" (valid: arch, lr, optimizers, batch, sampler, pruner, epochs, trials, seed, val, train_limit)`,
+		`line 4: unknown key "optimiser" (valid: study, optimizer, lr, batch, epochs, seed)`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ReadPlan: %v\nwant it to say %s", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "study.") {
+		t.Errorf("the message names Go types: %v", err)
+	}
+}
+
 func TestExamplePlanIsValid(t *testing.T) {
 	plan, err := ReadPlan(filepath.Join("..", "examples", "fashion-mnist-study.yaml"))
 	if err != nil {

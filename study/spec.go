@@ -5,7 +5,6 @@
 package study
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -223,9 +222,7 @@ func ReadFile(path string) (File, error) {
 	if err != nil {
 		return f, fmt.Errorf("read spec file: %w", err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+	if err := decodeStrict(b, &f); err != nil && !errors.Is(err, io.EOF) {
 		return f, fmt.Errorf("%w: %s: %v", ErrInvalidSpec, path, err)
 	}
 	return f, nil

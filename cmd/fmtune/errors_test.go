@@ -357,13 +357,13 @@ var badInputs = []badInput{
 			p := filepath.Join(dir, "plan.yaml")
 			writeText(t, p, "storage: sqlite:///plan.db\nstudies:\n  a:\n    arch: mlp\n    epoch: 3\nsteps:\n  - tune: {study: a}\n")
 			return []string{"plan", "run", p}
-		}, code: 2, want: "field epoch not found"},
+		}, code: 2, want: `unknown key "epoch" (valid: arch, lr,`},
 	{group: "Files", what: "a spec file with an unknown key (`fmtune tune -f`)",
 		args: func(t *testing.T, dir string) []string {
 			p := filepath.Join(dir, "study.yaml")
 			writeText(t, p, "study: s\narch: mlp\nlearning_rate: 0.1\n")
 			return []string{"tune", "-f", p}
-		}, code: 2, want: "field learning_rate not found"},
+		}, code: 2, want: `unknown key "learning_rate" (valid: study, arch,`},
 	{group: "Files", what: "a spec file that does not exist",
 		args: fixed("tune", "-f", "no-such-file.yaml"), code: 1, want: "no such file"},
 }
