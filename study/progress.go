@@ -3,7 +3,6 @@ package study
 import (
 	"fmt"
 	"io"
-	"math"
 	"strings"
 	"sync"
 	"time"
@@ -68,8 +67,9 @@ type tally struct {
 	best     *TrialResult
 }
 
+// begin starts the tally of a run (a plan starts one per step).
 func (t *tally) begin(info RunInfo) {
-	t.info, t.start, t.counts, t.best = info, time.Now(), info.Counts, info.Best
+	t.info, t.start, t.counts, t.best, t.finished = info, time.Now(), info.Counts, info.Best, 0
 }
 
 // add counts a finished trial as Counts does: toward Done only when it
@@ -110,10 +110,10 @@ func (t *tally) line() string {
 	elapsed := time.Since(t.start)
 	fmt.Fprintf(&b, " | %s", elapsed.Round(time.Second))
 	if t.info.Target > 0 && t.finished > 0 {
-		left := t.info.Target - c.Done
-		if left > 0 {
-			per := elapsed / time.Duration(t.finished)
-			eta := per * time.Duration(int(math.Ceil(float64(left)/float64(t.info.Workers))))
+		// elapsed/finished is the wall time per trial with all workers
+		// busy, so the parallelism is already in it.
+		if left := t.info.Target - c.Done; left > 0 {
+			eta := elapsed * time.Duration(left) / time.Duration(t.finished)
 			fmt.Fprintf(&b, " | ETA %s", eta.Round(time.Second))
 		}
 	}
