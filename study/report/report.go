@@ -112,7 +112,7 @@ func Write(w io.Writer, studies []Input, opt Options) error {
 	if opt.Generated.IsZero() {
 		opt.Generated = time.Now()
 	}
-	page := pageData{Generated: opt.Generated.Format("2006-01-02 15:04 MST"), FontFace: plotFontFace}
+	page := pageData{Generated: opt.Generated.Format("2006-01-02 15:04 MST"), FontFace: plotFontFace()}
 	for i, in := range studies {
 		s, err := studyData(i, in)
 		if err != nil {
@@ -132,9 +132,12 @@ type pageData struct {
 // plotFontFace embeds the font the plots are laid out with (Liberation
 // Sans, whose metrics gonum/plot measures text by), so that legends and tick
 // labels fit wherever the report is opened, with or without that font
-// installed: a wider fallback font clipped the legends.
-var plotFontFace = template.CSS(`@font-face { font-family: "fmtune-plot-sans"; src: url(data:font/ttf;base64,` +
-	base64.StdEncoding.EncodeToString(liberationsansregular.TTF) + `) format("truetype"); }`)
+// installed: a wider fallback font clipped the legends. It is built when a
+// report is written, not at start-up of every fmtune command.
+func plotFontFace() template.CSS {
+	return template.CSS(`@font-face { font-family: "fmtune-plot-sans"; src: url(data:font/ttf;base64,` +
+		base64.StdEncoding.EncodeToString(liberationsansregular.TTF) + `) format("truetype"); }`)
+}
 
 type studyPage struct {
 	ID, Name string
