@@ -206,15 +206,6 @@ var scale = func() (t [256]float32) {
 	return t
 }()
 
-// toFloat converts pixel bytes to float32 in [0,1].
-func toFloat(b []byte) []float32 {
-	out := make([]float32, len(b))
-	for i, v := range b {
-		out[i] = scale[v]
-	}
-	return out
-}
-
 // makeSet validates an image file and a label file as a pair and builds a Set.
 func makeSet(imgs, lbls *rawFile) (*Set, error) {
 	xi, err := decodeImages(imgs)
@@ -231,7 +222,7 @@ func makeSet(imgs, lbls *rawFile) (*Set, error) {
 	}
 	labels := make([]uint8, len(xl.Data))
 	copy(labels, xl.Data)
-	return &Set{Images: toFloat(xi.Data), Labels: labels}, nil
+	return &Set{Images: xi.Data, Labels: labels}, nil
 }
 
 // ReadSet reads an image file and its label file (each gzipped or raw) and

@@ -72,12 +72,12 @@ func TestLoad(t *testing.T) {
 						if got, want := ds.Val.Labels[i], uint8(src%Classes); got != want {
 							t.Errorf("val label %d = %d, want %d", i, got, want)
 						}
-						if got, want := ds.Val.Image(i)[5], float32(pixel(src, 5))/255; got != want {
+						if got, want := ds.Val.Image(i)[5], pixel(src, 5); got != want {
 							t.Errorf("val image %d pixel 5 = %v, want %v", i, got, want)
 						}
 					}
 					for i := range ds.Train.Len() {
-						if got, want := ds.Train.Image(i)[100], float32(pixel(i, 100))/255; got != want {
+						if got, want := ds.Train.Image(i)[100], pixel(i, 100); got != want {
 							t.Errorf("train image %d pixel 100 = %v, want %v", i, got, want)
 						}
 					}
@@ -94,11 +94,14 @@ func TestLoad(t *testing.T) {
 }
 
 func TestScale(t *testing.T) {
-	got := toFloat([]byte{0, 51, 255})
+	s := &Set{Images: make([]byte, 2*Pixels), Labels: []uint8{3, 7}}
+	s.Images[Pixels+0], s.Images[Pixels+1], s.Images[Pixels+2] = 0, 51, 255
+	got := make([]float32, Pixels)
+	s.Scale(got, 1, 2)
 	want := []float32{0, 0.2, 1}
 	for i := range want {
 		if got[i] != want[i] {
-			t.Errorf("toFloat[%d] = %v, want %v", i, got[i], want[i])
+			t.Errorf("Scale: pixel %d = %v, want %v", i, got[i], want[i])
 		}
 	}
 }

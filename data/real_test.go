@@ -27,12 +27,14 @@ func TestRealData(t *testing.T) {
 	})
 	t.Run("pixel range", func(t *testing.T) {
 		for _, s := range []*Set{ds.Train, ds.Val, ds.Test} {
+			x := make([]float32, s.Len()*Pixels)
+			s.Scale(x, 0, s.Len())
 			lo, hi := float32(1), float32(0)
-			for _, v := range s.Images {
+			for _, v := range x {
 				lo, hi = min(lo, v), max(hi, v)
 			}
 			if lo != 0 || hi != 1 {
-				t.Errorf("pixels in [%v, %v], want exactly [0, 1]", lo, hi)
+				t.Errorf("scaled pixels in [%v, %v], want exactly [0, 1]", lo, hi)
 			}
 		}
 	})

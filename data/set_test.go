@@ -8,9 +8,9 @@ import (
 
 // indexedSet has n examples whose first pixel and label identify them.
 func indexedSet(n int) *Set {
-	s := &Set{Images: make([]float32, n*Pixels), Labels: make([]uint8, n)}
+	s := &Set{Images: make([]uint8, n*Pixels), Labels: make([]uint8, n)}
 	for i := range n {
-		s.Images[i*Pixels] = float32(i)
+		s.Images[i*Pixels] = uint8(i)
 		s.Labels[i] = uint8(i % Classes)
 	}
 	return s
@@ -19,15 +19,15 @@ func indexedSet(n int) *Set {
 // order runs Batches and returns the example indices seen and batch sizes.
 func order(t *testing.T, s *Set, batch int, seed int64, shuffle bool) (idx, sizes []int) {
 	t.Helper()
-	err := s.Batches(batch, seed, shuffle, func(x []float32, y []uint8) error {
-		if len(x) != len(y)*Pixels {
-			t.Fatalf("len(x) = %d for %d labels", len(x), len(y))
-		}
-		sizes = append(sizes, len(y))
-		for k := range y {
-			i := int(x[k*Pixels])
-			if y[k] != uint8(i%Classes) {
-				t.Fatalf("example %d has label %d", i, y[k])
+	x := make([]float32, batch*Pixels)
+	y := make([]uint8, batch)
+	err := s.Batches(batch, seed, shuffle, func(b []int) error {
+		s.Gather(x, y, b)
+		sizes = append(sizes, len(b))
+		for k := range b {
+			i := int(x[k*Pixels]*255 + 0.5)
+			if i != b[k] || y[k] != uint8(i%Classes) {
+				t.Fatalf("index %d gathered example %d with label %d", b[k], i, y[k])
 			}
 			idx = append(idx, i)
 		}
@@ -79,14 +79,14 @@ func TestBatches(t *testing.T) {
 		}
 	})
 	t.Run("bad batch size", func(t *testing.T) {
-		if err := s.Batches(0, 1, true, func([]float32, []uint8) error { return nil }); err == nil {
+		if err := s.Batches(0, 1, true, func([]int) error { return nil }); err == nil {
 			t.Error("batch 0 accepted")
 		}
 	})
 	t.Run("fn error stops", func(t *testing.T) {
 		stop := errors.New("stop")
 		calls := 0
-		err := s.Batches(2, 1, true, func([]float32, []uint8) error { calls++; return stop })
+		err := s.Batches(2, 1, true, func([]int) error { calls++; return stop })
 		if !errors.Is(err, stop) || calls != 1 {
 			t.Errorf("err %v after %d calls", err, calls)
 		}

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/fmtune/fmtune/data"
+	"github.com/fmtune/fmtune/models/kernels"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -90,8 +91,8 @@ var archs = []*arch{
 		params:    concat(dense("dense1", data.Pixels, 32), dense("out", 32, data.Classes)),
 		evalBatch: 1000,
 		forward: func(b *builder, x *G.Node, p []*G.Node) *G.Node {
-			h := b.sigmoid(b.dense(x, p[0], p[1]))
-			return b.dense(h, p[2], p[3])
+			h := b.dense(x, p[0], p[1], kernels.Sigmoid)
+			return b.dense(h, p[2], p[3], kernels.Linear)
 		},
 	},
 	{
@@ -101,10 +102,10 @@ var archs = []*arch{
 			dense("dense3", 32, 32), dense("out", 32, data.Classes)),
 		evalBatch: 1000,
 		forward: func(b *builder, x *G.Node, p []*G.Node) *G.Node {
-			h := b.relu(b.dense(x, p[0], p[1]))
-			h = b.relu(b.dense(h, p[2], p[3]))
-			h = b.relu(b.dense(h, p[4], p[5]))
-			return b.dense(h, p[6], p[7])
+			h := b.dense(x, p[0], p[1], kernels.ReLU)
+			h = b.dense(h, p[2], p[3], kernels.ReLU)
+			h = b.dense(h, p[4], p[5], kernels.ReLU)
+			return b.dense(h, p[6], p[7], kernels.Linear)
 		},
 	},
 	{
@@ -131,14 +132,10 @@ var archs = []*arch{
 // pooling layer and before the output layer (0: none).
 func cnnForward(pool, last float64) func(b *builder, x *G.Node, p []*G.Node) *G.Node {
 	return func(b *builder, x *G.Node, p []*G.Node) *G.Node {
-		h := b.maxPool(b.convReLU(x, p[0], p[1]))
-		h = b.dropout(h, pool)
-		h = b.maxPool(b.convReLU(h, p[2], p[3]))
-		h = b.dropout(h, pool)
-		h = b.flatten(h)
-		h = b.relu(b.dense(h, p[4], p[5]))
-		h = b.dropout(h, last)
-		return b.dense(h, p[6], p[7])
+		h := b.dropout(b.convPool(x, p[0], p[1]), pool)
+		h = b.dropout(b.convPool(h, p[2], p[3]), pool)
+		h = b.dropout(b.dense(h, p[4], p[5], kernels.ReLU), last)
+		return b.dense(h, p[6], p[7], kernels.Linear)
 	}
 }
 
@@ -154,8 +151,11 @@ func lookupArch(name string) *arch {
 // builder wires layers into a graph, keeping the first error.
 type builder struct {
 	g     *G.ExprGraph
-	train bool       // dropout active
-	drops []*dropout // the dropout sites of a training graph, in order
+	team  *kernels.Team
+	input *G.Node               // the images: a layer they feed computes no input gradient
+	grads map[*G.Node][]float32 // where each weight's gradient goes (training graphs)
+	train bool                  // dropout active
+	drops []*dropoutOp          // the dropout sites of a training graph, in order
 	err   error
 }
 
@@ -174,38 +174,24 @@ func (b *builder) apply(what string, op G.Op, in ...*G.Node) *G.Node {
 	return n
 }
 
-// dense is x·w + bias for x (n, in), w (in, out), bias (out).
-func (b *builder) dense(x, w, bias *G.Node) *G.Node {
+// dense is act(x·w + bias) for x (n, ...) flattened per example, w
+// (in, out), bias (out).
+func (b *builder) dense(x, w, bias *G.Node, act kernels.Act) *G.Node {
 	if b.err != nil {
 		return nil
 	}
-	xw, err := G.Mul(x, w)
-	b.fail("dense", err)
-	if err != nil {
+	if x.Shape().TotalSize() != x.Shape()[0]*w.Shape()[0] {
+		b.fail("dense", fmt.Errorf("input %v does not fit weights %v", x.Shape(), w.Shape()))
 		return nil
 	}
-	return b.apply("dense bias", newBiasAddOp(xw.Shape()[0], xw.Shape()[1]), xw, bias)
+	op := newDenseOp(b.team, x.Shape(), w.Shape()[1], act, x != b.input, b.grads[w], b.grads[bias])
+	return b.apply("dense", op, x, w, bias)
 }
 
-func (b *builder) sigmoid(x *G.Node) *G.Node {
-	if b.err != nil {
-		return nil
-	}
-	y, err := G.Sigmoid(x)
-	b.fail("sigmoid", err)
-	return y
-}
-
-func (b *builder) relu(x *G.Node) *G.Node {
-	if b.err != nil {
-		return nil
-	}
-	return b.apply("relu", newReluOp(x.Shape()), x)
-}
-
-// convReLU is a valid, stride-1 convolution of x (n, h, w, c) with the
-// kernel matrix w (k*k*c, f), plus bias (f), then ReLU: (n, oh, ow, f).
-func (b *builder) convReLU(x, w, bias *G.Node) *G.Node {
+// convPool is a valid, stride-1 convolution of x (n, h, w, c) with the
+// kernel matrix w (k*k*c, f), plus bias (f), then 2×2 max pooling and
+// ReLU: (n, (h-k+1)/2, (w-k+1)/2, f).
+func (b *builder) convPool(x, w, bias *G.Node) *G.Node {
 	if b.err != nil {
 		return nil
 	}
@@ -216,56 +202,17 @@ func (b *builder) convReLU(x, w, bias *G.Node) *G.Node {
 		b.fail("conv", fmt.Errorf("kernel %v does not fit %d channels", w.Shape(), s[3]))
 		return nil
 	}
-	geom := convGeom{n: s[0], h: s[1], w: s[2], c: s[3], k: k}
-	col := b.apply("im2col", newIm2colOp(geom), x)
-	if b.err != nil {
-		return nil
-	}
-	y, err := G.Mul(col, w)
-	b.fail("conv", err)
-	if err != nil {
-		return nil
-	}
-	f := w.Shape()[1]
-	y = b.relu(b.apply("conv bias", newBiasAddOp(y.Shape()[0], f), y, bias))
-	if b.err != nil {
-		return nil
-	}
-	y, err = G.Reshape(y, tensor.Shape{s[0], geom.oh(), geom.ow(), f})
-	b.fail("conv reshape", err)
-	return y
+	op := newConvPoolOp(b.team, s, k, w.Shape()[1], x != b.input, b.grads[w], b.grads[bias])
+	return b.apply("conv", op, x, w, bias)
 }
 
-// maxPool is 2×2 max pooling with stride 2 of x (n, h, w, c).
-func (b *builder) maxPool(x *G.Node) *G.Node {
-	if b.err != nil {
-		return nil
-	}
-	s := x.Shape()
-	return b.apply("maxpool", newMaxPoolOp(poolGeom{n: s[0], h: s[1], w: s[2], c: s[3]}), x)
-}
-
-func (b *builder) flatten(x *G.Node) *G.Node {
-	if b.err != nil {
-		return nil
-	}
-	s := x.Shape()
-	y, err := G.Reshape(x, tensor.Shape{s[0], s.TotalSize() / s[0]})
-	b.fail("flatten", err)
-	return y
-}
-
-// dropout multiplies x by a mask input that the trainer refills before
-// every batch (see dropout.fill); evaluation graphs skip it.
+// dropout multiplies x by a mask that the trainer redraws before every
+// batch; evaluation graphs skip it.
 func (b *builder) dropout(x *G.Node, rate float64) *G.Node {
 	if b.err != nil || !b.train || rate == 0 {
 		return x
 	}
-	d := newDropout(rate, x.Shape())
-	d.node = G.NewTensor(b.g, tensor.Float32, x.Dims(), G.WithShape(x.Shape().Clone()...),
-		G.WithValue(d.mask), G.WithName(fmt.Sprintf("dropmask%d", len(b.drops))))
-	b.drops = append(b.drops, d)
-	y, err := G.HadamardProd(x, d.node)
-	b.fail("dropout", err)
-	return y
+	op := newDropoutOp("Dropout", rate, x.Shape(), nil)
+	b.drops = append(b.drops, op)
+	return b.apply("dropout", op, x)
 }

@@ -24,6 +24,10 @@ type Config struct {
 	Batch     int     `json:"batch"`     // batch size, 1..MaxBatch
 	Epochs    int     `json:"epochs"`    // >= 1
 	Seed      int64   `json:"seed"`      // weight init, shuffling and dropout masks
+	// Threads is the most threads one training step uses; 0 shares the
+	// cores equally among the trainings running in the process. Results
+	// do not depend on it.
+	Threads int `json:"-"`
 }
 
 // Optimizer names.
@@ -88,6 +92,9 @@ func (c Config) Validate() error {
 	}
 	if c.Batch < 1 || c.Batch > MaxBatch {
 		problems = append(problems, fmt.Sprintf("batch size %d must be in 1..%d", c.Batch, MaxBatch))
+	}
+	if c.Threads < 0 {
+		problems = append(problems, fmt.Sprintf("threads %d must be >= 0 (0: automatic)", c.Threads))
 	}
 	if c.Epochs < 1 {
 		problems = append(problems, fmt.Sprintf("epochs %d must be >= 1", c.Epochs))

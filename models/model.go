@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/fmtune/fmtune/data"
+	"github.com/fmtune/fmtune/models/kernels"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -20,14 +21,18 @@ import (
 // Running compiled graphs needs no lock.
 var graphMu sync.Mutex
 
-// Model is an architecture with its weights. Training graphs and
-// evaluation graphs bind the same weight tensors, so an update by the
+// Model is an architecture with its weights. The weights live in one flat
+// buffer (the tensors are views of it, in the order of the architecture's
+// parameters), so an optimizer updates them in one pass. Training graphs
+// and evaluation graphs bind the same weight tensors, so an update by the
 // optimizer is seen by all of them.
 type Model struct {
 	arch   *arch
+	flat   []float32
 	params []*tensor.Dense
 
-	mu    sync.Mutex         // guards evals and their use
+	mu    sync.Mutex         // guards evals, team and their use
+	team  kernels.Team       // the threads evaluation uses
 	evals map[int]*evalGraph // forward-only graphs by batch size
 }
 
@@ -38,14 +43,16 @@ func NewModel(archName string, seed int64) (*Model, error) {
 	if a == nil {
 		return nil, fmt.Errorf("%w: unknown architecture %q", ErrInvalidConfig, archName)
 	}
-	m := &Model{arch: a, evals: map[int]*evalGraph{}}
+	m := &Model{arch: a, flat: make([]float32, a.paramCount()), evals: map[int]*evalGraph{}}
 	r := rand.New(rand.NewSource(seed))
+	off := 0
 	for _, p := range a.params {
-		t := tensor.New(tensor.WithShape(p.shape.Clone()...), tensor.Of(tensor.Float32))
+		w := m.flat[off : off+p.shape.TotalSize()]
+		off += len(w)
 		if p.fanIn > 0 {
-			glorotUniform(t.Data().([]float32), p.fanIn, p.fanOut, r)
+			glorotUniform(w, p.fanIn, p.fanOut, r)
 		}
-		m.params = append(m.params, t)
+		m.params = append(m.params, tensor.New(tensor.WithShape(p.shape.Clone()...), tensor.WithBacking(w)))
 	}
 	return m, nil
 }
@@ -76,9 +83,10 @@ type graph struct {
 	pc     *int // the tape machine's program counter, if found
 }
 
-// build constructs and compiles a graph of m for batch examples. train
-// adds dropout masks, the loss and the gradients.
-func (m *Model) build(batch int, train bool) (gr *graph, tg *trainGraph, err error) {
+// build constructs and compiles a graph of m for batch examples whose
+// operators run on team. train adds dropout masks, the loss and the
+// gradients, which go to one flat buffer laid out like the weights.
+func (m *Model) build(batch int, train bool, team *kernels.Team) (gr *graph, tg *trainGraph, err error) {
 	graphMu.Lock()
 	defer graphMu.Unlock()
 	// gorgonia panics on shape and compile errors.
@@ -97,16 +105,27 @@ func (m *Model) build(batch int, train bool) (gr *graph, tg *trainGraph, err err
 		p[i] = G.NewTensor(g, tensor.Float32, spec.shape.Dims(), G.WithShape(spec.shape...),
 			G.WithValue(m.params[i]), G.WithName(spec.name))
 	}
-	b := &builder{g: g, train: train}
+	b := &builder{g: g, team: team, input: x, train: train}
+	var grad []float32
+	if train {
+		grad = make([]float32, len(m.flat))
+		b.grads = map[*G.Node][]float32{}
+		off := 0
+		for i, n := range p {
+			size := m.params[i].Shape().TotalSize()
+			b.grads[n] = grad[off : off+size]
+			off += size
+		}
+	}
 	logits := m.arch.forward(b, x, p)
 	if b.err != nil {
 		return nil, nil, fmt.Errorf("models: build %s graph: %w", m.arch.name, b.err)
 	}
-	gr = &graph{batch: batch, g: g, x: xT.Data().([]float32), logits: logits}
+	gr = &graph{batch: batch, g: g, x: f32sOf(xT), logits: logits}
 	if train {
 		tT := tensor.New(tensor.WithShape(batch, data.Classes), tensor.Of(tensor.Float32))
 		t := G.NewTensor(g, tensor.Float32, 2, G.WithShape(batch, data.Classes), G.WithValue(tT), G.WithName("target"))
-		xent := newXentOp()
+		xent := newXentOp(batch, data.Classes)
 		loss := b.apply("loss", xent, logits, t)
 		if b.err != nil {
 			return nil, nil, fmt.Errorf("models: build %s graph: %w", m.arch.name, b.err)
@@ -115,14 +134,29 @@ func (m *Model) build(batch int, train bool) (gr *graph, tg *trainGraph, err err
 		if err != nil {
 			return nil, nil, fmt.Errorf("models: differentiate %s: %w", m.arch.name, err)
 		}
-		tg = &trainGraph{graph: gr, t: tT.Data().([]float32), xent: xent, drops: b.drops}
+		// Each weight's gradient must be computed by one of our operators,
+		// which write it into grad; anything else would leave grad stale.
 		for i, gn := range grads {
-			tg.vgs = append(tg.vgs, paramGrad{w: m.params[i], grad: gn})
+			switch gn.Op().(type) {
+			case *denseGradOp, *convPoolGradOp, *sideOp:
+			default:
+				return nil, nil, fmt.Errorf("models: gradient of %s is computed by %v, not a layer's gradient operator", m.arch.params[i].name, gn.Op())
+			}
 		}
+		tg = &trainGraph{graph: gr, t: f32sOf(tT), xent: xent, drops: b.drops, grad: grad}
 	}
 	gr.vm = G.NewTapeMachine(g)
 	gr.pc = programCounter(gr.vm)
 	return gr, tg, nil
+}
+
+// f32sOf is the data of a float32 tensor made here.
+func f32sOf(t *tensor.Dense) []float32 {
+	d, err := f32s(t)
+	if err != nil {
+		panic(err) // only called on tensors of tensor.Float32
+	}
+	return d
 }
 
 // run executes the graph once and readies it for the next run.
@@ -133,9 +167,8 @@ func (gr *graph) run() error {
 }
 
 // rewind readies the machine for the next run. TapeMachine.Reset also
-// drops every register, so each run would allocate all its tensors again
-// (about 100 MB per cnn batch); rewinding only the program counter keeps
-// them, and the operators write into them (UsePreallocDo).
+// drops every register, so each run would allocate all its tensors again;
+// rewinding only the program counter keeps them.
 func (gr *graph) rewind() {
 	if gr.pc == nil {
 		gr.vm.Reset()
@@ -144,35 +177,32 @@ func (gr *graph) rewind() {
 	*gr.pc = 0
 }
 
-// load copies the images of examples [from, to) of set into the input,
-// zeroing the rest.
-func (gr *graph) load(set *data.Set, from, to int) {
-	n := copy(gr.x, set.Images[from*data.Pixels:to*data.Pixels])
-	clear(gr.x[n:])
-}
-
 // trainGraph is a graph with loss and gradients.
 type trainGraph struct {
 	*graph
 	t     []float32 // targets, batch * 10
+	y     []uint8   // labels of the current batch
 	xent  *xentOp
-	drops []*dropout
-	vgs   []G.ValueGrad
+	drops []*dropoutOp
+	grad  []float32 // the gradients, laid out like Model.flat
 }
 
-// step runs forward and backward on one batch (len(y) <= batch examples,
-// x holding their pixels) and returns the mean loss and the number of
-// correct predictions. It does not update the weights.
-func (tg *trainGraph) step(x []float32, y []uint8, r *randSource) (loss float64, correct int, err error) {
-	n := copy(tg.x, x)
-	clear(tg.x[n:])
+// step runs forward and backward on the examples idx of set (at most
+// batch) and returns the mean loss and the number of correct predictions.
+// It does not update the weights.
+func (tg *trainGraph) step(set *data.Set, idx []int, r *randSource) (loss float64, correct int, err error) {
+	if tg.y == nil {
+		tg.y = make([]uint8, tg.batch)
+	}
+	set.Gather(tg.x, tg.y, idx)
+	clear(tg.x[len(idx)*data.Pixels:])
 	clear(tg.t)
-	w := 1 / float32(len(y))
-	for i, l := range y {
+	w := 1 / float32(len(idx))
+	for i, l := range tg.y[:len(idx)] {
 		tg.t[i*data.Classes+int(l)] = w
 	}
 	for _, d := range tg.drops {
-		d.fill(r.drop)
+		kernels.DropoutMask(d.mask, d.rate, r.drop)
 	}
 	if err := tg.run(); err != nil {
 		return 0, 0, err
@@ -186,7 +216,7 @@ func (m *Model) evalGraph(batch int) (*graph, error) {
 	if gr, ok := m.evals[batch]; ok {
 		return gr.graph, nil
 	}
-	gr, _, err := m.build(batch, false)
+	gr, _, err := m.build(batch, false, &m.team)
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +278,8 @@ func (m *Model) forward(ctx context.Context, set *data.Set, fn func(i int, logit
 			return err
 		}
 		to := min(from+gr.batch, n)
-		gr.load(set, from, to)
+		set.Scale(gr.x, from, to)
+		clear(gr.x[(to-from)*data.Pixels:])
 		if err := gr.run(); err != nil {
 			return fmt.Errorf("models: evaluate: %w", err)
 		}
@@ -287,4 +318,19 @@ func argmax(v []float32) int {
 		}
 	}
 	return best
+}
+
+// logSumExp is log(sum(exp(row))) in float64, shifted by the row's maximum.
+func logSumExp(row []float32) float64 {
+	m := row[0]
+	for _, v := range row[1:] {
+		if v > m {
+			m = v
+		}
+	}
+	var s float64
+	for _, v := range row {
+		s += math.Exp(float64(v - m))
+	}
+	return float64(m) + math.Log(s)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fmtune/fmtune/data"
+	"github.com/fmtune/fmtune/models/kernels"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -200,36 +201,6 @@ func TestEachOptimizerLowersMLPLoss(t *testing.T) {
 	}
 }
 
-func TestDropoutMask(t *testing.T) {
-	mask := make([]float32, 100000)
-	fillMask(mask, 0.25, 1/(1-0.25), rand.New(rand.NewPCG(1, 2)))
-	zeros := 0
-	for _, v := range mask {
-		switch v {
-		case 0:
-			zeros++
-		case float32(1 / 0.75):
-		default:
-			t.Fatalf("mask value %v, want 0 or 1/(1-0.25)", v)
-		}
-	}
-	if f := float64(zeros) / float64(len(mask)); math.Abs(f-0.25) > 0.01 {
-		t.Errorf("dropped fraction %.4f, want 0.25", f)
-	}
-	again := make([]float32, len(mask))
-	fillMask(again, 0.25, 1/(1-0.25), rand.New(rand.NewPCG(1, 2)))
-	other := make([]float32, len(mask))
-	fillMask(other, 0.25, 1/(1-0.25), rand.New(rand.NewPCG(3, 2)))
-	same, diff := true, false
-	for i := range mask {
-		same = same && again[i] == mask[i]
-		diff = diff || other[i] != mask[i]
-	}
-	if !same || !diff {
-		t.Errorf("seeded masks: same seed equal %v, other seed differs %v", same, diff)
-	}
-}
-
 // TestDropoutScaling checks inverted dropout in a graph: forward y = x·mask
 // and backward dL/dx = mask, where the mask is 0 or 1/(1-p).
 func TestDropoutScaling(t *testing.T) {
@@ -241,7 +212,7 @@ func TestDropoutScaling(t *testing.T) {
 		xv.Data().([]float32)[i] = float32(i%7) + 1
 	}
 	x := G.NewTensor(g, tensor.Float32, 2, G.WithShape(8, 50), G.WithValue(xv), G.WithName("x"))
-	b := &builder{g: g, train: true}
+	b := &builder{g: g, train: true, team: &kernels.Team{}}
 	y := b.dropout(x, p)
 	loss, err := G.Sum(y)
 	if err != nil || b.err != nil || len(b.drops) != 1 {
@@ -256,7 +227,7 @@ func TestDropoutScaling(t *testing.T) {
 	vm := G.NewTapeMachine(g)
 	graphMu.Unlock()
 
-	b.drops[0].fill(rand.New(rand.NewPCG(5, 6)))
+	kernels.DropoutMask(b.drops[0].mask, b.drops[0].rate, rand.New(rand.NewPCG(5, 6)))
 	if b.drops[0].rate != p {
 		t.Fatalf("rate %v", b.drops[0].rate)
 	}
@@ -264,7 +235,7 @@ func TestDropoutScaling(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer vm.Reset()
-	mask := b.drops[0].data
+	mask := b.drops[0].mask
 	xs := xv.Data().([]float32)
 	ys, _ := f32s(y.Value())
 	dx, _ := f32s(grads[0].Value())
@@ -299,7 +270,7 @@ func refMLP(m *Model, set *data.Set) (loss, acc float64) {
 		for j := range h {
 			s := float64(b1[j])
 			for k, v := range x {
-				s += float64(v) * float64(w1[k*32+j])
+				s += float64(float32(v)/255) * float64(w1[k*32+j])
 			}
 			h[j] = 1 / (1 + math.Exp(-s))
 		}
@@ -478,30 +449,31 @@ func TestRewindMatchesReset(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				_, tg, err := m.build(50, true)
+				tr, err := newTrainer(m, Config{Optimizer: Adam, LR: 0.001}, 50)
 				if err != nil {
 					t.Fatal(err)
 				}
+				defer tr.close()
+				tg := tr.tg
 				if tg.pc == nil {
 					t.Fatal("tape machine program counter not found: every run reallocates")
 				}
 				if i == 1 {
 					tg.pc = nil // Reset after every run
 				}
-				s := &AdamSolver{LR: 0.001}
 				rs := newRandSource(4)
+				idx := make([]int, 50)
 				for b := range 4 {
-					batch := train.Slice(b*50, b*50+50)
-					loss, _, err := tg.step(batch.Images, batch.Labels, rs)
-					if err != nil {
-						t.Fatal(err)
+					for k := range idx {
+						idx[k] = b*50 + k
 					}
-					if err := s.Step(tg.vgs); err != nil {
+					loss, _, err := tr.step(train, idx, rs)
+					if err != nil {
 						t.Fatal(err)
 					}
 					losses[i] = append(losses[i], loss)
 				}
-				weights[i] = m.params[0].Data().([]float32)
+				weights[i] = m.flat
 			}
 			for b := range losses[0] {
 				if losses[0][b] != losses[1][b] {

@@ -1,26 +1,33 @@
 package models
 
-// Hand-written gorgonia operators, each a single pass over float32 slices
-// with its output shape fixed at construction:
+// The gorgonia operators of the architectures: thin adapters that check
+// shapes and hand their buffers to the kernels package. Each operator owns
+// its output and scratch buffers (allocated once, when the graph is built)
+// and ignores gorgonia's preallocated value, so a training step allocates
+// no tensors. Gradients of the weights are written straight into views of
+// the trainer's flat gradient buffer; an operator with several gradients
+// computes them in one op and exposes the others through sideOp nodes.
 //
-//   - softmax cross-entropy: gorgonia's softmax takes each row's maximum
-//     from the wrong element (the first of the whole tensor, so large
-//     logits overflow) and starts a goroutine per row;
-//   - bias add: gorgonia's broadcasting add materialises the repeated bias;
-//   - ReLU: gorgonia's is a comparison and a product;
-//   - im2col/col2im and 2×2 max pooling in NHWC layout: with gorgonia's
-//     NCHW Conv2d a third of the cnn's time went to transposing its output
-//     and gradient.
+//   - denseOp: act(x·w + b), sigmoid/ReLU/none fused, x of any shape
+//     (flattened per example); its gradient op skips dx for the first layer.
+//   - convPoolOp: a k×k valid convolution (im2col + GEMM) + bias, 2×2 max
+//     pooling that records its argmax, then ReLU, split over the batch in
+//     chunks of images.
+//   - dropoutOp: multiplication by a mask the trainer redraws per batch.
+//   - xentOp: softmax cross-entropy, keeping the probabilities for its
+//     gradient.
 
 import (
 	"fmt"
 	"hash"
 	"hash/fnv"
-	"math"
+	"unsafe"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/fmtune/fmtune/models/kernels"
 )
 
 // opBase holds the boilerplate every operator shares.
@@ -32,44 +39,41 @@ func (o opBase) OverwritesInput() int  { return -1 }
 func (o opBase) String() string        { return o.name }
 func (o opBase) WriteHash(h hash.Hash) { fmt.Fprint(h, o.name) }
 func (o opBase) Hashcode() uint32      { h := fnv.New32a(); o.WriteHash(h); return h.Sum32() }
-func (o opBase) checkArity(n, want int) error {
-	if n != want {
-		return fmt.Errorf("%s: %d inputs, want %d", o.name, n, want)
+
+// args checks the arity and returns the float32 data of the inputs into
+// dst, checking each length against sizes (-1: any).
+func (o opBase) args(in []G.Value, dst [][]float32, sizes ...int) error {
+	if len(in) != len(dst) {
+		return fmt.Errorf("%s: %d inputs, want %d", o.name, len(in), len(dst))
+	}
+	for i, v := range in {
+		d, err := f32s(v)
+		if err != nil {
+			return fmt.Errorf("%s: input %d: %w", o.name, i, err)
+		}
+		if i < len(sizes) && sizes[i] >= 0 && len(d) != sizes[i] {
+			return fmt.Errorf("%s: input %d has %d values, want %d", o.name, i, len(d), sizes[i])
+		}
+		dst[i] = d
 	}
 	return nil
 }
 
-// inputs checks the arity and returns the float32 data of the inputs,
-// checking their lengths against sizes.
-func (o opBase) inputs(in []G.Value, arity int, sizes ...int) ([][]float32, error) {
-	if err := o.checkArity(len(in), arity); err != nil {
-		return nil, err
-	}
-	out := make([][]float32, len(in))
-	for i, v := range in {
-		d, err := f32s(v)
-		if err != nil {
-			return nil, fmt.Errorf("%s: input %d: %w", o.name, i, err)
-		}
-		if i < len(sizes) && len(d) != sizes[i] {
-			return nil, fmt.Errorf("%s: input %d has %d values, want %d", o.name, i, len(d), sizes[i])
-		}
-		out[i] = d
-	}
-	return out, nil
-}
-
-// f32s returns the float32 backing slice of a dense tensor value.
+// f32s returns the float32 backing slice of a dense tensor value, without
+// allocating (tensor.Dense.Data boxes a new slice header on every call).
 func f32s(v G.Value) ([]float32, error) {
 	d, ok := v.(*tensor.Dense)
 	if !ok {
 		return nil, fmt.Errorf("want a *tensor.Dense, got %T", v)
 	}
-	s, ok := d.Data().([]float32)
-	if !ok {
+	if d.Dtype() != tensor.Float32 {
 		return nil, fmt.Errorf("want float32 data, got %v", d.Dtype())
 	}
-	return s, nil
+	raw := d.Raw
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(raw))), len(raw)/4), nil
 }
 
 // scalarF32 reads a scalar value (a *G.F32 or a one-element tensor).
@@ -78,28 +82,468 @@ func scalarF32(v G.Value) (float32, error) {
 	case *G.F32:
 		return float32(*s), nil
 	case *tensor.Dense:
-		if d, ok := s.Data().([]float32); ok && len(d) == 1 {
+		if d, err := f32s(s); err == nil && len(d) == 1 {
 			return d[0], nil
-		}
-		if d, ok := s.Data().(float32); ok {
-			return d, nil
 		}
 	}
 	return 0, fmt.Errorf("want a float32 scalar, got %T", v)
 }
 
-// outLike returns prealloc when it is a float32 tensor of shape, otherwise a
-// new tensor.
-func outLike(prealloc G.Value, shape tensor.Shape) (*tensor.Dense, []float32) {
-	if d, ok := prealloc.(*tensor.Dense); ok && d.Shape().Eq(shape) && d.Dtype() == tensor.Float32 {
-		return d, d.Data().([]float32)
+// buffer is an operator-owned float32 tensor and its data.
+type buffer struct {
+	t *tensor.Dense
+	d []float32
+}
+
+// newBuffer allocates a zeroed tensor of shape, or wraps backing (of the
+// shape's size) when it is not nil.
+func newBuffer(shape tensor.Shape, backing []float32) buffer {
+	if backing == nil {
+		backing = make([]float32, shape.TotalSize())
 	}
-	d := tensor.New(tensor.WithShape(shape.Clone()...), tensor.Of(tensor.Float32))
-	return d, d.Data().([]float32)
+	return buffer{t: tensor.New(tensor.WithShape(shape.Clone()...), tensor.WithBacking(backing)), d: backing}
 }
 
 // f32Tensor is the gorgonia type of a float32 tensor of dims dimensions.
 func f32Tensor(dims int) hm.Type { return G.TensorType{Dims: dims, Of: tensor.Float32} }
+
+// rowChunk is the number of rows per chunk when a product with k×n
+// weights is split over threads: about 8 MFLOP per chunk, a multiple of 8
+// rows. It depends only on the shapes, so results do not depend on the
+// number of threads.
+func rowChunk(k, n int) int {
+	r := (8 << 20) / max(2*k*n, 1)
+	return max(8, (r+7)/8*8)
+}
+
+// ---------------------------------------------------------------------------
+// sideOp: a further output of a multi-output gradient operator.
+
+// sideOp returns a tensor that the operator computing its input (given for
+// ordering) wrote as a side effect.
+type sideOp struct {
+	opBase
+	out       buffer
+	shape     tensor.Shape
+	inputDims int
+}
+
+func newSideOp(name string, out buffer, inputDims int) *sideOp {
+	return &sideOp{opBase{name: name}, out, out.t.Shape().Clone(), inputDims}
+}
+
+func (o *sideOp) Arity() int { return 1 }
+func (o *sideOp) Type() hm.Type {
+	return hm.NewFnType(f32Tensor(o.inputDims), f32Tensor(o.shape.Dims()))
+}
+func (o *sideOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return o.shape.Clone(), nil }
+func (o *sideOp) Do(...G.Value) (G.Value, error)                 { return o.out.t, nil }
+func (o *sideOp) UsePreallocDo(_ G.Value, _ ...G.Value) (G.Value, error) {
+	return o.out.t, nil
+}
+func (o *sideOp) DiffWRT(int) []bool { return []bool{false} }
+func (o *sideOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
+	return nil, fmt.Errorf("%s is not differentiable", o.name)
+}
+
+// ---------------------------------------------------------------------------
+// Dense layer.
+
+// denseOp is act(x·w + b) for x (n, ...) flattened to (n, in), w (in, out)
+// and b (out); the output is (n, out).
+type denseOp struct {
+	opBase
+	n, in, out int
+	xDims      int
+	act        kernels.Act
+	inputGrad  bool // compute dx (false for a layer fed by the images)
+	dw, db     []float32
+	y          buffer
+	team       *kernels.Team
+
+	// the current call's operands, for forwardChunk
+	x, w, b  []float32
+	rows     int
+	forwardF func(int)
+}
+
+func newDenseOp(team *kernels.Team, xShape tensor.Shape, out int, act kernels.Act, inputGrad bool, dw, db []float32) *denseOp {
+	n := xShape[0]
+	in := xShape.TotalSize() / n
+	o := &denseOp{
+		opBase: opBase{name: fmt.Sprintf("Dense(%d,%d->%d,%v)", n, in, out, act)},
+		n:      n, in: in, out: out, xDims: xShape.Dims(), act: act, inputGrad: inputGrad,
+		dw: dw, db: db, y: newBuffer(tensor.Shape{n, out}, nil), team: team,
+		rows: rowChunk(in, out),
+	}
+	o.forwardF = o.forwardChunk
+	return o
+}
+
+func (o *denseOp) Arity() int { return 3 }
+func (o *denseOp) Type() hm.Type {
+	return hm.NewFnType(f32Tensor(o.xDims), f32Tensor(2), f32Tensor(1), f32Tensor(2))
+}
+func (o *denseOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape{o.n, o.out}, nil
+}
+func (o *denseOp) Do(in ...G.Value) (G.Value, error) { return o.UsePreallocDo(nil, in...) }
+
+func (o *denseOp) UsePreallocDo(_ G.Value, in ...G.Value) (G.Value, error) {
+	var a [3][]float32
+	if err := o.args(in, a[:], o.n*o.in, o.in*o.out, o.out); err != nil {
+		return nil, err
+	}
+	o.x, o.w, o.b = a[0], a[1], a[2]
+	o.team.Run(kernels.Chunks(o.n, o.rows), o.forwardF)
+	return o.y.t, nil
+}
+
+func (o *denseOp) forwardChunk(c int) {
+	r0, r1 := c*o.rows, min((c+1)*o.rows, o.n)
+	y := o.y.d[r0*o.out : r1*o.out]
+	kernels.Gemm(false, false, r1-r0, o.out, o.in, 1, o.x[r0*o.in:], o.in, o.w, o.out, 0, y, o.out)
+	kernels.BiasAct(y, o.b, o.act)
+}
+
+func (o *denseOp) DiffWRT(int) []bool { return []bool{o.inputGrad, true, true} }
+
+func (o *denseOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	gop := newDenseGradOp(o, in[0].Shape())
+	dw, err := G.ApplyOp(gop, in[0], in[1], output, grad)
+	if err != nil {
+		return nil, err
+	}
+	db, err := G.ApplyOp(newSideOp(o.name+"/db", gop.dbBuf, 2), dw)
+	if err != nil {
+		return nil, err
+	}
+	var dx *G.Node
+	if o.inputGrad {
+		if dx, err = G.ApplyOp(newSideOp(o.name+"/dx", gop.dx, 2), dw); err != nil {
+			return nil, err
+		}
+	}
+	return G.Nodes{dx, dw, db}, nil
+}
+
+// denseGradOp computes the gradients of a denseOp from its input x, its
+// weights w, its output y and the output gradient dy: its value is dw;
+// it also writes db and (if the layer needs it) dx.
+type denseGradOp struct {
+	opBase
+	f            *denseOp
+	dwBuf, dbBuf buffer
+	dz           []float32 // dy * act'(y); dy itself for a linear layer
+	dx           buffer
+
+	x, w, y, dy []float32
+	inRows      int // rows of dw per chunk
+	rowsF, dwF  func(int)
+}
+
+func newDenseGradOp(f *denseOp, xShape tensor.Shape) *denseGradOp {
+	o := &denseGradOp{
+		opBase: opBase{name: "Grad" + f.name},
+		f:      f,
+		dwBuf:  newBuffer(tensor.Shape{f.in, f.out}, f.dw),
+		dbBuf:  newBuffer(tensor.Shape{f.out}, f.db),
+		inRows: rowChunk(f.n, f.out),
+	}
+	if f.act != kernels.Linear {
+		o.dz = make([]float32, f.n*f.out)
+	}
+	if f.inputGrad {
+		o.dx = newBuffer(xShape, nil)
+	}
+	o.rowsF, o.dwF = o.rowsChunk, o.dwChunk
+	return o
+}
+
+func (o *denseGradOp) Arity() int { return 4 }
+func (o *denseGradOp) Type() hm.Type {
+	return hm.NewFnType(f32Tensor(o.f.xDims), f32Tensor(2), f32Tensor(2), f32Tensor(2), f32Tensor(2))
+}
+func (o *denseGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape{o.f.in, o.f.out}, nil
+}
+func (o *denseGradOp) Do(in ...G.Value) (G.Value, error) { return o.UsePreallocDo(nil, in...) }
+
+func (o *denseGradOp) UsePreallocDo(_ G.Value, in ...G.Value) (G.Value, error) {
+	f := o.f
+	var a [4][]float32
+	if err := o.args(in, a[:], f.n*f.in, f.in*f.out, f.n*f.out, f.n*f.out); err != nil {
+		return nil, err
+	}
+	o.x, o.w, o.y, o.dy = a[0], a[1], a[2], a[3]
+	if f.act == kernels.Linear {
+		o.dz = o.dy
+	}
+	// dz and dx by chunks of rows, db in row order, dw by chunks of its rows.
+	o.f.team.Run(kernels.Chunks(f.n, f.rows), o.rowsF)
+	kernels.ColSum(o.dbBuf.d, o.dz)
+	o.f.team.Run(kernels.Chunks(f.in, o.inRows), o.dwF)
+	return o.dwBuf.t, nil
+}
+
+func (o *denseGradOp) rowsChunk(c int) {
+	f := o.f
+	r0, r1 := c*f.rows, min((c+1)*f.rows, f.n)
+	dz := o.dz[r0*f.out : r1*f.out]
+	if f.act != kernels.Linear {
+		kernels.ActGrad(o.y[r0*f.out:r1*f.out], o.dy[r0*f.out:r1*f.out], dz, f.act)
+	}
+	if f.inputGrad {
+		kernels.Gemm(false, true, r1-r0, f.in, f.out, 1, dz, f.out, o.w, f.out, 0, o.dx.d[r0*f.in:], f.in)
+	}
+}
+
+// dwChunk computes rows [i0, i1) of dw = xᵀ·dz.
+func (o *denseGradOp) dwChunk(c int) {
+	f := o.f
+	i0, i1 := c*o.inRows, min((c+1)*o.inRows, f.in)
+	kernels.Gemm(true, false, i1-i0, f.out, f.n, 1, o.x[i0:], f.in, o.dz, f.out, 0, o.dwBuf.d[i0*f.out:], f.out)
+}
+
+// ---------------------------------------------------------------------------
+// Convolution + bias + 2×2 max pooling + ReLU.
+
+// convChunk is the number of images per chunk of a convolution.
+const convChunk = 8
+
+// convPoolOp is relu(maxpool2(conv(x, w) + b)) for images x (n, h, w, c),
+// a k×k kernel matrix w (k*k*c, f) and bias b (f); the output is
+// (n, oh/2, ow/2, f). ReLU after pooling equals pooling after ReLU (ReLU
+// is monotone) and touches a quarter of the values.
+type convPoolOp struct {
+	opBase
+	n         int
+	g         kernels.ConvGeom
+	inputGrad bool
+	dw, db    []float32
+	team      *kernels.Team
+
+	col []float32 // im2col of x, kept for the gradient of w
+	z   []float32 // conv + bias, before pooling
+	arg []int32   // argmax of each pooling window, relative to its chunk of z
+	y   buffer
+
+	x, w, b  []float32
+	forwardF func(int)
+}
+
+func newConvPoolOp(team *kernels.Team, xShape tensor.Shape, k, filters int, inputGrad bool, dw, db []float32) *convPoolOp {
+	g := kernels.ConvGeom{H: xShape[1], W: xShape[2], C: xShape[3], K: k, F: filters}
+	n := xShape[0]
+	o := &convPoolOp{
+		opBase: opBase{name: fmt.Sprintf("ConvPool(%d,%+v)", n, g)},
+		n:      n, g: g, inputGrad: inputGrad, dw: dw, db: db, team: team,
+		col: make([]float32, n*g.ColSize()),
+		z:   make([]float32, n*g.OutSize()),
+		arg: make([]int32, n*o2(g)),
+		y:   newBuffer(tensor.Shape{n, g.OH() / 2, g.OW() / 2, filters}, nil),
+	}
+	o.forwardF = o.forwardChunk
+	return o
+}
+
+// o2 is the pooled output size per image.
+func o2(g kernels.ConvGeom) int { return (g.OH() / 2) * (g.OW() / 2) * g.F }
+
+func (o *convPoolOp) Arity() int { return 3 }
+func (o *convPoolOp) Type() hm.Type {
+	return hm.NewFnType(f32Tensor(4), f32Tensor(2), f32Tensor(1), f32Tensor(4))
+}
+func (o *convPoolOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return o.y.t.Shape().Clone(), nil
+}
+func (o *convPoolOp) Do(in ...G.Value) (G.Value, error) { return o.UsePreallocDo(nil, in...) }
+
+func (o *convPoolOp) UsePreallocDo(_ G.Value, in ...G.Value) (G.Value, error) {
+	var a [3][]float32
+	if err := o.args(in, a[:], o.n*o.g.InSize(), o.g.Cols()*o.g.F, o.g.F); err != nil {
+		return nil, err
+	}
+	o.x, o.w, o.b = a[0], a[1], a[2]
+	o.team.Run(kernels.Chunks(o.n, convChunk), o.forwardF)
+	return o.y.t, nil
+}
+
+func (o *convPoolOp) forwardChunk(c int) {
+	g := o.g
+	i0, i1 := c*convChunk, min((c+1)*convChunk, o.n)
+	col := o.col[i0*g.ColSize() : i1*g.ColSize()]
+	z := o.z[i0*g.OutSize() : i1*g.OutSize()]
+	y := o.y.d[i0*o2(g) : i1*o2(g)]
+	kernels.Im2col(g, o.x[i0*g.InSize():i1*g.InSize()], col)
+	kernels.Gemm(false, false, (i1-i0)*g.Rows(), g.F, g.Cols(), 1, col, g.Cols(), o.w, g.F, 0, z, g.F)
+	kernels.BiasAct(z, o.b, kernels.Linear)
+	kernels.MaxPool2(z, g.OH(), g.OW(), g.F, y, o.arg[i0*o2(g):i1*o2(g)])
+	kernels.BiasAct(y, zeros(g.F), kernels.ReLU)
+}
+
+var zeroRow = make([]float32, 1024)
+
+// zeros is a read-only row of n zeros (n <= 1024).
+func zeros(n int) []float32 { return zeroRow[:n] }
+
+func (o *convPoolOp) DiffWRT(int) []bool { return []bool{o.inputGrad, true, true} }
+
+func (o *convPoolOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	gop := newConvPoolGradOp(o)
+	dw, err := G.ApplyOp(gop, in[1], output, grad)
+	if err != nil {
+		return nil, err
+	}
+	db, err := G.ApplyOp(newSideOp(o.name+"/db", gop.dbBuf, 2), dw)
+	if err != nil {
+		return nil, err
+	}
+	var dx *G.Node
+	if o.inputGrad {
+		if dx, err = G.ApplyOp(newSideOp(o.name+"/dx", gop.dx, 2), dw); err != nil {
+			return nil, err
+		}
+	}
+	return G.Nodes{dx, dw, db}, nil
+}
+
+// convPoolGradOp computes the gradients of a convPoolOp from its weights,
+// its output y and the output gradient dy: its value is dw; it also
+// writes db and (if needed) dx. Each chunk of images adds its share of dw
+// and db to a partial sum of its own; the partials are added in chunk
+// order, so the result does not depend on the number of threads.
+type convPoolGradOp struct {
+	opBase
+	f            *convPoolOp
+	dwBuf, dbBuf buffer
+	dx           buffer
+	dp           []float32 // dy * relu'(y), pooled shape
+	dz           []float32 // gradient of conv + bias
+	dcol         []float32
+	dwPart       []float32 // one dw per chunk
+	dbPart       []float32 // one db per chunk
+
+	w, y, dy []float32
+	chunkF   func(int)
+}
+
+func newConvPoolGradOp(f *convPoolOp) *convPoolGradOp {
+	g := f.g
+	chunks := kernels.Chunks(f.n, convChunk)
+	o := &convPoolGradOp{
+		opBase: opBase{name: "Grad" + f.name},
+		f:      f,
+		dwBuf:  newBuffer(tensor.Shape{g.Cols(), g.F}, f.dw),
+		dbBuf:  newBuffer(tensor.Shape{g.F}, f.db),
+		dp:     make([]float32, f.n*o2(g)),
+		dz:     make([]float32, f.n*g.OutSize()),
+		dwPart: make([]float32, chunks*g.Cols()*g.F),
+		dbPart: make([]float32, chunks*g.F),
+	}
+	if f.inputGrad {
+		o.dx = newBuffer(tensor.Shape{f.n, g.H, g.W, g.C}, nil)
+		o.dcol = make([]float32, f.n*g.ColSize())
+	}
+	o.chunkF = o.chunk
+	return o
+}
+
+func (o *convPoolGradOp) Arity() int { return 3 }
+func (o *convPoolGradOp) Type() hm.Type {
+	return hm.NewFnType(f32Tensor(2), f32Tensor(4), f32Tensor(4), f32Tensor(2))
+}
+func (o *convPoolGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape{o.f.g.Cols(), o.f.g.F}, nil
+}
+func (o *convPoolGradOp) Do(in ...G.Value) (G.Value, error) { return o.UsePreallocDo(nil, in...) }
+
+func (o *convPoolGradOp) UsePreallocDo(_ G.Value, in ...G.Value) (G.Value, error) {
+	f, g := o.f, o.f.g
+	var a [3][]float32
+	if err := o.args(in, a[:], g.Cols()*g.F, f.n*o2(g), f.n*o2(g)); err != nil {
+		return nil, err
+	}
+	o.w, o.y, o.dy = a[0], a[1], a[2]
+	chunks := kernels.Chunks(f.n, convChunk)
+	f.team.Run(chunks, o.chunkF)
+	size := g.Cols() * g.F
+	copy(o.dwBuf.d, o.dwPart[:size])
+	copy(o.dbBuf.d, o.dbPart[:g.F])
+	for c := 1; c < chunks; c++ {
+		kernels.Add(o.dwBuf.d, o.dwPart[c*size:(c+1)*size])
+		kernels.Add(o.dbBuf.d, o.dbPart[c*g.F:(c+1)*g.F])
+	}
+	return o.dwBuf.t, nil
+}
+
+func (o *convPoolGradOp) chunk(c int) {
+	f, g := o.f, o.f.g
+	i0, i1 := c*convChunk, min((c+1)*convChunk, f.n)
+	p0, p1 := i0*o2(g), i1*o2(g)
+	z0, z1 := i0*g.OutSize(), i1*g.OutSize()
+	rows := (i1 - i0) * g.Rows()
+	kernels.ActGrad(o.y[p0:p1], o.dy[p0:p1], o.dp[p0:p1], kernels.ReLU)
+	dz := o.dz[z0:z1]
+	kernels.MaxPool2Grad(o.dp[p0:p1], f.arg[p0:p1], dz)
+	kernels.ColSum(o.dbPart[c*g.F:(c+1)*g.F], dz)
+	col := f.col[i0*g.ColSize() : i1*g.ColSize()]
+	kernels.Gemm(true, false, g.Cols(), g.F, rows, 1, col, g.Cols(), dz, g.F, 0, o.dwPart[c*g.Cols()*g.F:], g.F)
+	if f.inputGrad {
+		dcol := o.dcol[i0*g.ColSize() : i1*g.ColSize()]
+		kernels.Gemm(false, true, rows, g.Cols(), g.F, 1, dz, g.F, o.w, g.F, 0, dcol, g.Cols())
+		kernels.Col2im(g, dcol, o.dx.d[i0*g.InSize():i1*g.InSize()])
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Dropout.
+
+// dropoutOp multiplies x by mask, which the trainer redraws before every
+// batch (inverted dropout: 0 with probability rate, 1/(1-rate) otherwise).
+// Its gradient is the same product applied to the output gradient, so the
+// scaling is 1/(1-rate) both ways. (gorgonia.Dropout scales the gradient
+// by 1/rate and draws from the clock.)
+type dropoutOp struct {
+	opBase
+	rate  float64
+	shape tensor.Shape
+	mask  []float32
+	y     buffer
+}
+
+func newDropoutOp(name string, rate float64, shape tensor.Shape, mask []float32) *dropoutOp {
+	if mask == nil {
+		mask = make([]float32, shape.TotalSize())
+	}
+	return &dropoutOp{opBase{name: fmt.Sprintf("%s%v", name, shape)}, rate, shape.Clone(), mask, newBuffer(shape, nil)}
+}
+
+func (o *dropoutOp) Arity() int { return 1 }
+func (o *dropoutOp) Type() hm.Type {
+	return hm.NewFnType(f32Tensor(o.shape.Dims()), f32Tensor(o.shape.Dims()))
+}
+func (o *dropoutOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return o.shape.Clone(), nil }
+func (o *dropoutOp) Do(in ...G.Value) (G.Value, error)              { return o.UsePreallocDo(nil, in...) }
+
+func (o *dropoutOp) UsePreallocDo(_ G.Value, in ...G.Value) (G.Value, error) {
+	var a [1][]float32
+	if err := o.args(in, a[:], len(o.mask)); err != nil {
+		return nil, err
+	}
+	kernels.Mul(o.y.d, a[0], o.mask)
+	return o.y.t, nil
+}
+
+func (o *dropoutOp) DiffWRT(int) []bool { return []bool{true} }
+
+func (o *dropoutOp) SymDiff(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	dx, err := G.ApplyOp(newDropoutOp("DropoutGrad", o.rate, o.shape, o.mask), grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dx}, nil
+}
 
 // ---------------------------------------------------------------------------
 // Softmax cross-entropy.
@@ -108,14 +552,20 @@ func f32Tensor(dims int) hm.Type { return G.TensorType{Dims: dims, Of: tensor.Fl
 // targets T (n, k). Training puts onehot/m in the rows of the m real
 // examples of a batch and zeros in padding rows, so the result is the mean
 // cross-entropy over the real examples. As a side effect it records the loss
-// in float64 and the number of real rows whose argmax matches the target.
+// in float64, the number of real rows whose argmax matches the target, and
+// the softmax probabilities its gradient uses.
 type xentOp struct {
 	opBase
+	k       int
+	p       []float32
+	out     *G.F32
 	loss    float64
 	correct int
 }
 
-func newXentOp() *xentOp { return &xentOp{opBase: opBase{name: "SoftmaxXent"}} }
+func newXentOp(n, k int) *xentOp {
+	return &xentOp{opBase: opBase{name: "SoftmaxXent"}, k: k, p: make([]float32, n*k), out: new(G.F32)}
+}
 
 func (o *xentOp) Arity() int { return 2 }
 func (o *xentOp) Type() hm.Type {
@@ -123,490 +573,56 @@ func (o *xentOp) Type() hm.Type {
 }
 func (o *xentOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return tensor.ScalarShape(), nil }
 
-func (o *xentOp) Do(inputs ...G.Value) (G.Value, error) {
-	if err := o.checkArity(len(inputs), 2); err != nil {
+func (o *xentOp) Do(in ...G.Value) (G.Value, error) {
+	var a [2][]float32
+	if err := o.args(in, a[:], len(o.p), len(o.p)); err != nil {
 		return nil, err
 	}
-	x, err := f32s(inputs[0])
-	if err != nil {
-		return nil, err
-	}
-	t, err := f32s(inputs[1])
-	if err != nil {
-		return nil, err
-	}
-	k := inputs[0].Shape()[1]
-	loss, correct := xentForward(x, t, k)
-	o.loss, o.correct = loss, correct
-	return G.NewF32(float32(loss)), nil
-}
-
-// xentForward is the arithmetic of xentOp.
-func xentForward(x, t []float32, k int) (loss float64, correct int) {
-	for r := 0; r+k <= len(x); r += k {
-		row, tr := x[r:r+k], t[r:r+k]
-		var tsum float64
-		best, target := 0, 0
-		for j, v := range tr {
-			tsum += float64(v)
-			if v > tr[target] {
-				target = j
-			}
-			if row[j] > row[best] {
-				best = j
-			}
-		}
-		if tsum == 0 {
-			continue // padding row
-		}
-		lse := logSumExp(row)
-		for j, v := range tr {
-			if v != 0 {
-				loss -= float64(v) * (float64(row[j]) - lse)
-			}
-		}
-		if best == target {
-			correct++
-		}
-	}
-	return loss, correct
-}
-
-// logSumExp is log(sum(exp(row))), shifted by the row's maximum.
-func logSumExp(row []float32) float64 {
-	m := row[0]
-	for _, v := range row[1:] {
-		if v > m {
-			m = v
-		}
-	}
-	var s float64
-	for _, v := range row {
-		s += math.Exp(float64(v - m))
-	}
-	return float64(m) + math.Log(s)
+	o.loss, o.correct = kernels.SoftmaxXent(a[0], a[1], o.p, o.k)
+	*o.out = G.F32(o.loss)
+	return o.out, nil
 }
 
 func (o *xentOp) DiffWRT(int) []bool { return []bool{true, false} }
 
-func (o *xentOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&xentGradOp{opBase{name: "SoftmaxXentGrad"}}, inputs[0], inputs[1], grad)
+func (o *xentOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	gop := &xentGradOp{opBase{name: "SoftmaxXentGrad"}, o, newBuffer(in[0].Shape(), nil)}
+	dx, err := G.ApplyOp(gop, in[0], in[1], grad)
 	if err != nil {
 		return nil, err
 	}
 	return G.Nodes{dx, nil}, nil
 }
 
-// xentGradOp is d xent / dX = g * (softmax(X) * rowsum(T) - T).
-type xentGradOp struct{ opBase }
+// xentGradOp is d xent / dX = g * (softmax(X) * rowsum(T) - T), from the
+// probabilities its xentOp kept (X is an input for ordering only).
+type xentGradOp struct {
+	opBase
+	f  *xentOp
+	dx buffer
+}
 
 func (o *xentGradOp) Arity() int { return 3 }
 func (o *xentGradOp) Type() hm.Type {
 	return hm.NewFnType(f32Tensor(2), f32Tensor(2), tensor.Float32, f32Tensor(2))
 }
-func (o *xentGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	return in[0].(tensor.Shape).Clone(), nil
+func (o *xentGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return o.dx.t.Shape().Clone(), nil
 }
-func (o *xentGradOp) Do(inputs ...G.Value) (G.Value, error) { return o.UsePreallocDo(nil, inputs...) }
+func (o *xentGradOp) Do(in ...G.Value) (G.Value, error) { return o.UsePreallocDo(nil, in...) }
 
-func (o *xentGradOp) UsePreallocDo(prealloc G.Value, inputs ...G.Value) (G.Value, error) {
-	if err := o.checkArity(len(inputs), 3); err != nil {
-		return nil, err
+func (o *xentGradOp) UsePreallocDo(_ G.Value, in ...G.Value) (G.Value, error) {
+	if len(in) != 3 {
+		return nil, fmt.Errorf("%s: %d inputs, want 3", o.name, len(in))
 	}
-	x, err := f32s(inputs[0])
+	t, err := f32s(in[1])
+	if err != nil || len(t) != len(o.f.p) {
+		return nil, fmt.Errorf("%s: bad targets (%v)", o.name, err)
+	}
+	g, err := scalarF32(in[2])
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", o.name, err)
 	}
-	t, err := f32s(inputs[1])
-	if err != nil {
-		return nil, err
-	}
-	g, err := scalarF32(inputs[2])
-	if err != nil {
-		return nil, err
-	}
-	out, dx := outLike(prealloc, inputs[0].Shape())
-	k := inputs[0].Shape()[1]
-	for r := 0; r+k <= len(x); r += k {
-		row, tr, dr := x[r:r+k], t[r:r+k], dx[r:r+k]
-		var tsum float32
-		for _, v := range tr {
-			tsum += v
-		}
-		if tsum == 0 {
-			clear(dr)
-			continue
-		}
-		lse := logSumExp(row)
-		for j := range row {
-			p := float32(math.Exp(float64(row[j]) - lse))
-			dr[j] = g * (p*tsum - tr[j])
-		}
-	}
-	return out, nil
-}
-
-// ---------------------------------------------------------------------------
-// Bias add.
-
-// biasAddOp adds a bias vector b (c) to every row of a matrix x (n, c).
-type biasAddOp struct {
-	opBase
-	n, c int
-}
-
-func newBiasAddOp(n, c int) *biasAddOp {
-	return &biasAddOp{opBase{name: fmt.Sprintf("BiasAdd(%d,%d)", n, c)}, n, c}
-}
-
-func (o *biasAddOp) Arity() int { return 2 }
-func (o *biasAddOp) Type() hm.Type {
-	return hm.NewFnType(f32Tensor(2), f32Tensor(1), f32Tensor(2))
-}
-func (o *biasAddOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	return tensor.Shape{o.n, o.c}, nil
-}
-func (o *biasAddOp) Do(inputs ...G.Value) (G.Value, error) { return o.UsePreallocDo(nil, inputs...) }
-
-func (o *biasAddOp) UsePreallocDo(prealloc G.Value, inputs ...G.Value) (G.Value, error) {
-	xs, err := o.inputs(inputs, 2, o.n*o.c, o.c)
-	if err != nil {
-		return nil, err
-	}
-	x, b := xs[0], xs[1]
-	out, y := outLike(prealloc, tensor.Shape{o.n, o.c})
-	for r := 0; r < len(x); r += o.c {
-		xr, yr := x[r:r+o.c], y[r:r+o.c]
-		for j, bv := range b {
-			yr[j] = xr[j] + bv
-		}
-	}
-	return out, nil
-}
-
-func (o *biasAddOp) DiffWRT(int) []bool { return []bool{true, true} }
-
-func (o *biasAddOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	op := &biasGradOp{opBase{name: fmt.Sprintf("BiasGrad(%d,%d)", o.n, o.c)}, o.n, o.c}
-	db, err := G.ApplyOp(op, grad)
-	if err != nil {
-		return nil, err
-	}
-	return G.Nodes{grad, db}, nil
-}
-
-// biasGradOp sums a gradient (n, c) over its rows.
-type biasGradOp struct {
-	opBase
-	n, c int
-}
-
-func (o *biasGradOp) Arity() int                                     { return 1 }
-func (o *biasGradOp) Type() hm.Type                                  { return hm.NewFnType(f32Tensor(2), f32Tensor(1)) }
-func (o *biasGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return tensor.Shape{o.c}, nil }
-func (o *biasGradOp) Do(inputs ...G.Value) (G.Value, error)          { return o.UsePreallocDo(nil, inputs...) }
-
-func (o *biasGradOp) UsePreallocDo(prealloc G.Value, inputs ...G.Value) (G.Value, error) {
-	xs, err := o.inputs(inputs, 1, o.n*o.c)
-	if err != nil {
-		return nil, err
-	}
-	g := xs[0]
-	out, db := outLike(prealloc, tensor.Shape{o.c})
-	clear(db)
-	for r := 0; r < len(g); r += o.c {
-		for j, v := range g[r : r+o.c] {
-			db[j] += v
-		}
-	}
-	return out, nil
-}
-
-// ---------------------------------------------------------------------------
-// ReLU.
-
-// reluOp is max(x, 0) for x of any shape.
-type reluOp struct {
-	opBase
-	shape tensor.Shape
-}
-
-func newReluOp(shape tensor.Shape) *reluOp {
-	return &reluOp{opBase{name: fmt.Sprintf("ReLU%v", shape)}, shape.Clone()}
-}
-
-func (o *reluOp) Arity() int { return 1 }
-func (o *reluOp) Type() hm.Type {
-	return hm.NewFnType(f32Tensor(o.shape.Dims()), f32Tensor(o.shape.Dims()))
-}
-func (o *reluOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return o.shape.Clone(), nil }
-func (o *reluOp) Do(inputs ...G.Value) (G.Value, error)          { return o.UsePreallocDo(nil, inputs...) }
-
-func (o *reluOp) UsePreallocDo(prealloc G.Value, inputs ...G.Value) (G.Value, error) {
-	xs, err := o.inputs(inputs, 1, o.shape.TotalSize())
-	if err != nil {
-		return nil, err
-	}
-	out, y := outLike(prealloc, o.shape)
-	for i, v := range xs[0] {
-		y[i] = max(v, 0)
-	}
-	return out, nil
-}
-
-func (o *reluOp) DiffWRT(int) []bool { return []bool{true} }
-
-func (o *reluOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	op := &reluGradOp{opBase{name: fmt.Sprintf("ReLUGrad%v", o.shape)}, o.shape}
-	dx, err := G.ApplyOp(op, output, grad)
-	if err != nil {
-		return nil, err
-	}
-	return G.Nodes{dx}, nil
-}
-
-// reluGradOp is g where the ReLU output y > 0, else 0.
-type reluGradOp struct {
-	opBase
-	shape tensor.Shape
-}
-
-func (o *reluGradOp) Arity() int { return 2 }
-func (o *reluGradOp) Type() hm.Type {
-	t := f32Tensor(o.shape.Dims())
-	return hm.NewFnType(t, t, t)
-}
-func (o *reluGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return o.shape.Clone(), nil }
-func (o *reluGradOp) Do(inputs ...G.Value) (G.Value, error)          { return o.UsePreallocDo(nil, inputs...) }
-
-func (o *reluGradOp) UsePreallocDo(prealloc G.Value, inputs ...G.Value) (G.Value, error) {
-	size := o.shape.TotalSize()
-	xs, err := o.inputs(inputs, 2, size, size)
-	if err != nil {
-		return nil, err
-	}
-	y, g := xs[0], xs[1]
-	out, dx := outLike(prealloc, o.shape)
-	for i, v := range y {
-		if v > 0 {
-			dx[i] = g[i]
-		} else {
-			dx[i] = 0
-		}
-	}
-	return out, nil
-}
-
-// ---------------------------------------------------------------------------
-// Convolution as im2col + matrix product, in NHWC layout.
-
-// im2colOp turns images x (n, h, w, c) into the patch matrix
-// (n*oh*ow, k*k*c) of a k×k valid convolution with stride 1: row
-// (img, oy, ox) holds x[img, oy+ky, ox+kx, ch] at column (ky*k+kx)*c+ch.
-// In NHWC each kernel row of a patch is k*c contiguous values, so a row
-// of the patch matrix is k copies. A convolution is then one matrix
-// product with the (k*k*c, filters) kernel and needs no transposes.
-type im2colOp struct {
-	opBase
-	geom convGeom
-}
-
-// convGeom is the geometry of a k×k valid, stride-1 convolution.
-type convGeom struct{ n, h, w, c, k int }
-
-func (g convGeom) oh() int { return g.h - g.k + 1 }
-func (g convGeom) ow() int { return g.w - g.k + 1 }
-func (g convGeom) colShape() tensor.Shape {
-	return tensor.Shape{g.n * g.oh() * g.ow(), g.k * g.k * g.c}
-}
-func (g convGeom) imShape() tensor.Shape { return tensor.Shape{g.n, g.h, g.w, g.c} }
-
-func newIm2colOp(g convGeom) *im2colOp {
-	return &im2colOp{opBase{name: fmt.Sprintf("Im2colNHWC%v", g)}, g}
-}
-
-func (o *im2colOp) Arity() int                                     { return 1 }
-func (o *im2colOp) Type() hm.Type                                  { return hm.NewFnType(f32Tensor(4), f32Tensor(2)) }
-func (o *im2colOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return o.geom.colShape(), nil }
-func (o *im2colOp) Do(inputs ...G.Value) (G.Value, error)          { return o.UsePreallocDo(nil, inputs...) }
-
-func (o *im2colOp) UsePreallocDo(prealloc G.Value, inputs ...G.Value) (G.Value, error) {
-	g := o.geom
-	xs, err := o.inputs(inputs, 1, g.imShape().TotalSize())
-	if err != nil {
-		return nil, err
-	}
-	x := xs[0]
-	out, col := outLike(prealloc, g.colShape())
-	oh, ow, kc := g.oh(), g.ow(), g.k*g.c
-	row := 0
-	for img := range g.n {
-		for oy := range oh {
-			for ox := range ow {
-				for ky := range g.k {
-					src := ((img*g.h+oy+ky)*g.w + ox) * g.c
-					copy(col[row+ky*kc:row+(ky+1)*kc], x[src:src+kc])
-				}
-				row += g.k * kc
-			}
-		}
-	}
-	return out, nil
-}
-
-func (o *im2colOp) DiffWRT(int) []bool { return []bool{true} }
-
-func (o *im2colOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	op := &col2imOp{opBase{name: fmt.Sprintf("Col2imNHWC%v", o.geom)}, o.geom}
-	dx, err := G.ApplyOp(op, grad)
-	if err != nil {
-		return nil, err
-	}
-	return G.Nodes{dx}, nil
-}
-
-// col2imOp is the adjoint of im2colOp: it adds each patch-matrix gradient
-// back onto the image positions it was copied from.
-type col2imOp struct {
-	opBase
-	geom convGeom
-}
-
-func (o *col2imOp) Arity() int                                     { return 1 }
-func (o *col2imOp) Type() hm.Type                                  { return hm.NewFnType(f32Tensor(2), f32Tensor(4)) }
-func (o *col2imOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return o.geom.imShape(), nil }
-func (o *col2imOp) Do(inputs ...G.Value) (G.Value, error)          { return o.UsePreallocDo(nil, inputs...) }
-
-func (o *col2imOp) UsePreallocDo(prealloc G.Value, inputs ...G.Value) (G.Value, error) {
-	g := o.geom
-	xs, err := o.inputs(inputs, 1, g.colShape().TotalSize())
-	if err != nil {
-		return nil, err
-	}
-	col := xs[0]
-	out, dx := outLike(prealloc, g.imShape())
-	clear(dx)
-	oh, ow, kc := g.oh(), g.ow(), g.k*g.c
-	row := 0
-	for img := range g.n {
-		for oy := range oh {
-			for ox := range ow {
-				for ky := range g.k {
-					dst := dx[((img*g.h+oy+ky)*g.w+ox)*g.c:][:kc]
-					for i, v := range col[row+ky*kc : row+(ky+1)*kc] {
-						dst[i] += v
-					}
-				}
-				row += g.k * kc
-			}
-		}
-	}
-	return out, nil
-}
-
-// ---------------------------------------------------------------------------
-// Max pooling 2×2, stride 2, valid (a trailing odd row or column is
-// dropped), NHWC.
-
-// poolGeom is the input geometry of a 2×2 pooling.
-type poolGeom struct{ n, h, w, c int }
-
-func (g poolGeom) inShape() tensor.Shape  { return tensor.Shape{g.n, g.h, g.w, g.c} }
-func (g poolGeom) outShape() tensor.Shape { return tensor.Shape{g.n, g.h / 2, g.w / 2, g.c} }
-
-type maxPoolOp struct {
-	opBase
-	geom poolGeom
-}
-
-func newMaxPoolOp(g poolGeom) *maxPoolOp {
-	return &maxPoolOp{opBase{name: fmt.Sprintf("MaxPool2NHWC%v", g)}, g}
-}
-
-func (o *maxPoolOp) Arity() int                                     { return 1 }
-func (o *maxPoolOp) Type() hm.Type                                  { return hm.NewFnType(f32Tensor(4), f32Tensor(4)) }
-func (o *maxPoolOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return o.geom.outShape(), nil }
-func (o *maxPoolOp) Do(inputs ...G.Value) (G.Value, error)          { return o.UsePreallocDo(nil, inputs...) }
-
-// poolWindows calls fn with the flat input offsets of the four elements of
-// each pooling window and the flat output offset, channel by channel.
-func (g poolGeom) windows(fn func(a, b, c, d, out int)) {
-	oh, ow := g.h/2, g.w/2
-	out := 0
-	for img := range g.n {
-		for oy := range oh {
-			for ox := range ow {
-				a := ((img*g.h+2*oy)*g.w + 2*ox) * g.c
-				b := a + g.c
-				c := a + g.w*g.c
-				d := c + g.c
-				for ch := range g.c {
-					fn(a+ch, b+ch, c+ch, d+ch, out)
-					out++
-				}
-			}
-		}
-	}
-}
-
-func (o *maxPoolOp) UsePreallocDo(prealloc G.Value, inputs ...G.Value) (G.Value, error) {
-	g := o.geom
-	xs, err := o.inputs(inputs, 1, g.inShape().TotalSize())
-	if err != nil {
-		return nil, err
-	}
-	x := xs[0]
-	res, y := outLike(prealloc, g.outShape())
-	g.windows(func(a, b, c, d, out int) {
-		y[out] = max(x[a], x[b], x[c], x[d])
-	})
-	return res, nil
-}
-
-func (o *maxPoolOp) DiffWRT(int) []bool { return []bool{true} }
-
-func (o *maxPoolOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	op := &maxPoolGradOp{opBase{name: fmt.Sprintf("MaxPool2GradNHWC%v", o.geom)}, o.geom}
-	dx, err := G.ApplyOp(op, inputs[0], grad)
-	if err != nil {
-		return nil, err
-	}
-	return G.Nodes{dx}, nil
-}
-
-// maxPoolGradOp routes each output gradient to the first maximum of its
-// window (inputs: the pooling input x and the output gradient).
-type maxPoolGradOp struct {
-	opBase
-	geom poolGeom
-}
-
-func (o *maxPoolGradOp) Arity() int { return 2 }
-func (o *maxPoolGradOp) Type() hm.Type {
-	return hm.NewFnType(f32Tensor(4), f32Tensor(4), f32Tensor(4))
-}
-func (o *maxPoolGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return o.geom.inShape(), nil }
-func (o *maxPoolGradOp) Do(inputs ...G.Value) (G.Value, error) {
-	return o.UsePreallocDo(nil, inputs...)
-}
-
-func (o *maxPoolGradOp) UsePreallocDo(prealloc G.Value, inputs ...G.Value) (G.Value, error) {
-	g := o.geom
-	xs, err := o.inputs(inputs, 2, g.inShape().TotalSize(), g.outShape().TotalSize())
-	if err != nil {
-		return nil, err
-	}
-	x, gy := xs[0], xs[1]
-	res, dx := outLike(prealloc, g.inShape())
-	clear(dx)
-	g.windows(func(a, b, c, d, out int) {
-		best := a
-		for _, i := range [3]int{b, c, d} {
-			if x[i] > x[best] {
-				best = i
-			}
-		}
-		dx[best] = gy[out]
-	})
-	return res, nil
+	kernels.SoftmaxXentGrad(o.f.p, t, g, o.dx.d, o.f.k)
+	return o.dx.t, nil
 }

@@ -5,7 +5,8 @@ import (
 	"math"
 
 	G "gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
+
+	"github.com/fmtune/fmtune/models/kernels"
 )
 
 // The optimizers follow Keras 3 (keras/src/optimizers/*.py) with its
@@ -17,9 +18,11 @@ import (
 //	nadam:   see NadamSolver
 //	rmsprop: v = rho*v + (1-rho)*g²; w -= lr*g/sqrt(v+eps)
 //
-// with b1 0.9, b2 0.999, rho 0.9, eps 1e-7. Each is a gorgonia.Solver.
-// The step count t starts at 1. Gradients are read, never accumulated, so
-// there is nothing to zero between steps.
+// with b1 0.9, b2 0.999, rho 0.9, eps 1e-7. Each is a gorgonia.Solver;
+// training calls the same arithmetic (kernels) on one flat buffer of all
+// the weights, split into chunks over threads. The step count t starts at
+// 1. Gradients are read, never accumulated, so there is nothing to zero
+// between steps.
 
 const (
 	beta1   = 0.9
@@ -28,9 +31,22 @@ const (
 	epsilon = 1e-7
 )
 
+// solver is a gorgonia.Solver that can also update slices of its weights
+// piecewise: prepare sizes the state, begin starts a step, and update
+// applies the step to elements [lo, hi) of slot i (any number of ranges
+// of the same step may run at once).
+type solver interface {
+	G.Solver
+	prepare(sizes []int)
+	begin()
+	update(i int, w, g []float32, lo, hi int)
+}
+
 // NewSolver returns the optimizer named by cfg.Optimizer with cfg's learning
 // rate (and momentum for sgd).
-func NewSolver(cfg Config) (G.Solver, error) {
+func NewSolver(cfg Config) (G.Solver, error) { return newSolver(cfg) }
+
+func newSolver(cfg Config) (solver, error) {
 	switch cfg.Optimizer {
 	case SGD:
 		return &SGDSolver{LR: cfg.LR, Momentum: cfg.Momentum}, nil
@@ -44,99 +60,93 @@ func NewSolver(cfg Config) (G.Solver, error) {
 	return nil, fmt.Errorf("%w: unknown optimizer %q", ErrInvalidConfig, cfg.Optimizer)
 }
 
-// slots returns the weights and gradients of model as float32 slices.
-func slots(model []G.ValueGrad) (ws, gs [][]float32, err error) {
-	ws = make([][]float32, len(model))
-	gs = make([][]float32, len(model))
+// step is Step for any solver: it reads the weights and gradients and
+// applies one step to each, whole.
+func step(s solver, model []G.ValueGrad) error {
+	ws := make([][]float32, len(model))
+	gs := make([][]float32, len(model))
+	sizes := make([]int, len(model))
 	for i, vg := range model {
+		var err error
 		if ws[i], err = f32s(vg.Value()); err != nil {
-			return nil, nil, fmt.Errorf("weight %d: %w", i, err)
+			return fmt.Errorf("weight %d: %w", i, err)
 		}
 		g, err := vg.Grad()
 		if err != nil {
-			return nil, nil, fmt.Errorf("gradient %d: %w", i, err)
+			return fmt.Errorf("gradient %d: %w", i, err)
 		}
 		if gs[i], err = f32s(g); err != nil {
-			return nil, nil, fmt.Errorf("gradient %d: %w", i, err)
+			return fmt.Errorf("gradient %d: %w", i, err)
 		}
 		if len(gs[i]) != len(ws[i]) {
-			return nil, nil, fmt.Errorf("gradient %d has %d values for %d weights", i, len(gs[i]), len(ws[i]))
+			return fmt.Errorf("gradient %d has %d values for %d weights", i, len(gs[i]), len(ws[i]))
 		}
+		sizes[i] = len(ws[i])
 	}
-	return ws, gs, nil
+	s.prepare(sizes)
+	s.begin()
+	for i := range ws {
+		s.update(i, ws[i], gs[i], 0, len(ws[i]))
+	}
+	return nil
 }
 
-// state lazily allocates one zeroed slice per weight, shaped like ws.
-func state(s *[][]float32, ws [][]float32) [][]float32 {
-	if len(*s) != len(ws) {
-		*s = make([][]float32, len(ws))
-		for i, w := range ws {
-			(*s)[i] = make([]float32, len(w))
-		}
+// slotState is one zeroed slice per weight slot.
+type slotState [][]float32
+
+func (s *slotState) prepare(sizes []int) {
+	if len(*s) == len(sizes) {
+		return
 	}
-	return *s
+	*s = make([][]float32, len(sizes))
+	for i, n := range sizes {
+		(*s)[i] = make([]float32, n)
+	}
 }
 
 // SGDSolver is stochastic gradient descent with optional (non-Nesterov)
 // momentum.
 type SGDSolver struct {
 	LR, Momentum float64
-	velocity     [][]float32
+	velocity     slotState
 }
 
 // Step implements gorgonia.Solver.
-func (s *SGDSolver) Step(model []G.ValueGrad) error {
-	ws, gs, err := slots(model)
-	if err != nil {
-		return err
+func (s *SGDSolver) Step(model []G.ValueGrad) error { return step(s, model) }
+
+func (s *SGDSolver) prepare(sizes []int) {
+	if s.Momentum != 0 {
+		s.velocity.prepare(sizes)
 	}
-	lr := float32(s.LR)
+}
+func (s *SGDSolver) begin() {}
+func (s *SGDSolver) update(i int, w, g []float32, lo, hi int) {
 	if s.Momentum == 0 {
-		for i, w := range ws {
-			for j, g := range gs[i] {
-				w[j] -= lr * g
-			}
-		}
-		return nil
+		kernels.SGD(w[lo:hi], g[lo:hi], float32(s.LR))
+		return
 	}
-	mom := float32(s.Momentum)
-	vs := state(&s.velocity, ws)
-	for i, w := range ws {
-		v := vs[i]
-		for j, g := range gs[i] {
-			v[j] = mom*v[j] - lr*g
-			w[j] += v[j]
-		}
-	}
-	return nil
+	kernels.Momentum(w[lo:hi], g[lo:hi], s.velocity[i][lo:hi], float32(s.LR), float32(s.Momentum))
 }
 
 // AdamSolver is Adam (Kingma & Ba) as Keras computes it.
 type AdamSolver struct {
-	LR   float64
-	t    int
-	m, v [][]float32
+	LR    float64
+	t     int
+	alpha float32
+	m, v  slotState
 }
 
 // Step implements gorgonia.Solver.
-func (s *AdamSolver) Step(model []G.ValueGrad) error {
-	ws, gs, err := slots(model)
-	if err != nil {
-		return err
-	}
+func (s *AdamSolver) Step(model []G.ValueGrad) error { return step(s, model) }
+
+func (s *AdamSolver) prepare(sizes []int) { s.m.prepare(sizes); s.v.prepare(sizes) }
+func (s *AdamSolver) begin() {
 	s.t++
 	t := float64(s.t)
-	alpha := float32(s.LR * math.Sqrt(1-math.Pow(beta2, t)) / (1 - math.Pow(beta1, t)))
-	ms, vs := state(&s.m, ws), state(&s.v, ws)
-	for i, w := range ws {
-		m, v := ms[i], vs[i]
-		for j, g := range gs[i] {
-			m[j] += (g - m[j]) * (1 - beta1)
-			v[j] += (g*g - v[j]) * (1 - beta2)
-			w[j] -= alpha * m[j] / (sqrt32(v[j]) + epsilon)
-		}
-	}
-	return nil
+	s.alpha = float32(s.LR * math.Sqrt(1-math.Pow(beta2, t)) / (1 - math.Pow(beta1, t)))
+}
+func (s *AdamSolver) update(i int, w, g []float32, lo, hi int) {
+	kernels.Adam(w[lo:hi], g[lo:hi], s.m[i][lo:hi], s.v[i][lo:hi], s.alpha, 1-beta1, 1-beta2, epsilon)
 }
 
 // NadamSolver is Nadam (Dozat 2016, Adam with Nesterov momentum) exactly as
@@ -150,18 +160,18 @@ func (s *AdamSolver) Step(model []G.ValueGrad) error {
 //	v̂     = v / (1 - b2^t)
 //	w     = w - lr m̂ / (sqrt(v̂) + eps)
 type NadamSolver struct {
-	LR       float64
-	t        int
-	uProduct float64
-	m, v     [][]float32
+	LR         float64
+	t          int
+	uProduct   float64
+	cm, cg, cv float32
+	m, v       slotState
 }
 
 // Step implements gorgonia.Solver.
-func (s *NadamSolver) Step(model []G.ValueGrad) error {
-	ws, gs, err := slots(model)
-	if err != nil {
-		return err
-	}
+func (s *NadamSolver) Step(model []G.ValueGrad) error { return step(s, model) }
+
+func (s *NadamSolver) prepare(sizes []int) { s.m.prepare(sizes); s.v.prepare(sizes) }
+func (s *NadamSolver) begin() {
 	if s.t == 0 {
 		s.uProduct = 1
 	}
@@ -171,70 +181,32 @@ func (s *NadamSolver) Step(model []G.ValueGrad) error {
 	ut1 := beta1 * (1 - 0.5*math.Pow(0.96, t+1))
 	s.uProduct *= ut
 	uProd1 := s.uProduct * ut1
-	cm := float32(ut1 / (1 - uProd1))          // coefficient of m in m̂
-	cg := float32((1 - ut) / (1 - s.uProduct)) // coefficient of g in m̂
-	cv := float32(1 / (1 - math.Pow(beta2, t)))
-	lr := float32(s.LR)
-	ms, vs := state(&s.m, ws), state(&s.v, ws)
-	for i, w := range ws {
-		m, v := ms[i], vs[i]
-		for j, g := range gs[i] {
-			m[j] += (g - m[j]) * (1 - beta1)
-			v[j] += (g*g - v[j]) * (1 - beta2)
-			mhat := cm*m[j] + cg*g
-			w[j] -= lr * mhat / (sqrt32(v[j]*cv) + epsilon)
-		}
-	}
-	return nil
+	s.cm = float32(ut1 / (1 - uProd1))          // coefficient of m in m̂
+	s.cg = float32((1 - ut) / (1 - s.uProduct)) // coefficient of g in m̂
+	s.cv = float32(1 / (1 - math.Pow(beta2, t)))
+}
+func (s *NadamSolver) update(i int, w, g []float32, lo, hi int) {
+	kernels.Nadam(w[lo:hi], g[lo:hi], s.m[i][lo:hi], s.v[i][lo:hi], float32(s.LR), s.cm, s.cg, s.cv, 1-beta1, 1-beta2, epsilon)
 }
 
 // RMSpropSolver is RMSprop (Hinton) as Keras computes it, without momentum.
 type RMSpropSolver struct {
 	LR float64
-	v  [][]float32
+	v  slotState
 }
 
 // Step implements gorgonia.Solver.
-func (s *RMSpropSolver) Step(model []G.ValueGrad) error {
-	ws, gs, err := slots(model)
-	if err != nil {
-		return err
-	}
-	lr := float32(s.LR)
-	vs := state(&s.v, ws)
-	for i, w := range ws {
-		v := vs[i]
-		for j, g := range gs[i] {
-			v[j] = rho*v[j] + (1-rho)*g*g
-			w[j] -= lr * g / sqrt32(v[j]+epsilon)
-		}
-	}
-	return nil
-}
+func (s *RMSpropSolver) Step(model []G.ValueGrad) error { return step(s, model) }
 
-func sqrt32(x float32) float32 { return float32(math.Sqrt(float64(x))) }
-
-// paramGrad pairs a weight tensor with the graph node computing its
-// gradient: a gorgonia.ValueGrad that reads the gradient of the last run.
-type paramGrad struct {
-	w    *tensor.Dense
-	grad *G.Node
-}
-
-func (p paramGrad) Value() G.Value { return p.w }
-
-func (p paramGrad) Grad() (G.Value, error) {
-	v := p.grad.Value()
-	if v == nil {
-		return nil, fmt.Errorf("gradient %v not computed yet", p.grad.Name())
-	}
-	return v, nil
+func (s *RMSpropSolver) prepare(sizes []int) { s.v.prepare(sizes) }
+func (s *RMSpropSolver) begin()              {}
+func (s *RMSpropSolver) update(i int, w, g []float32, lo, hi int) {
+	kernels.RMSprop(w[lo:hi], g[lo:hi], s.v[i][lo:hi], float32(s.LR), rho, 1-rho, epsilon)
 }
 
 var (
-	_ G.Solver    = (*SGDSolver)(nil)
-	_ G.Solver    = (*AdamSolver)(nil)
-	_ G.Solver    = (*NadamSolver)(nil)
-	_ G.Solver    = (*RMSpropSolver)(nil)
-	_ G.ValueGrad = paramGrad{}
+	_ solver = (*SGDSolver)(nil)
+	_ solver = (*AdamSolver)(nil)
+	_ solver = (*NadamSolver)(nil)
+	_ solver = (*RMSpropSolver)(nil)
 )

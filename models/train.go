@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fmtune/fmtune/data"
+	"github.com/fmtune/fmtune/models/kernels"
 )
 
 // EpochStats is the learning curve at the end of one epoch.
@@ -101,39 +102,32 @@ func Train(ctx context.Context, cfg Config, train, val *data.Set, hooks Hooks) (
 	if err != nil {
 		return nil, err
 	}
-	solver, err := NewSolver(cfg)
+	tr, err := newTrainer(model, cfg, min(cfg.Batch, train.Len()))
 	if err != nil {
 		return nil, err
 	}
-	batch := min(cfg.Batch, train.Len())
-	_, tg, err := model.build(batch, true)
-	if err != nil {
-		return nil, err
-	}
+	defer tr.close()
 	rs := newRandSource(cfg.Seed)
 	res := &Result{Model: model}
-	batches := (train.Len() + batch - 1) / batch
+	batches := (train.Len() + tr.tg.batch - 1) / tr.tg.batch
 
 	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
 		start := time.Now()
 		var lossSum float64
 		var correct, bi int
-		err := train.Batches(batch, rs.shuffleSeed(epoch), true, func(x []float32, y []uint8) error {
+		err := train.Batches(tr.tg.batch, rs.shuffleSeed(epoch), true, func(idx []int) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			bi++
-			loss, c, err := tg.step(x, y, rs)
+			loss, c, err := tr.step(train, idx, rs)
 			if err != nil {
 				return fmt.Errorf("models: epoch %d batch %d: %w", epoch, bi, err)
 			}
 			if math.IsNaN(loss) || math.IsInf(loss, 0) {
 				return &DivergedError{Epoch: epoch, Batch: bi, Loss: loss}
 			}
-			if err := solver.Step(tg.vgs); err != nil {
-				return fmt.Errorf("models: epoch %d batch %d: optimizer: %w", epoch, bi, err)
-			}
-			lossSum += loss * float64(len(y))
+			lossSum += loss * float64(len(idx))
 			correct += c
 			if hooks.OnBatch != nil {
 				hooks.OnBatch(epoch, bi, batches)
@@ -171,4 +165,58 @@ func Train(ctx context.Context, cfg Config, train, val *data.Set, hooks Hooks) (
 		}
 	}
 	return res, nil
+}
+
+// trainer runs training steps of one model: its training graph, the
+// optimizer on the flat weights and the team of threads both use.
+type trainer struct {
+	model  *Model
+	tg     *trainGraph
+	solver solver
+	ws, gs [][]float32 // the flat weights and gradients, as one slot
+	chunk  int         // weights per optimizer chunk
+	stepF  func(int)
+}
+
+// optimizerChunk is the number of weights per chunk of an optimizer step.
+const optimizerChunk = 1 << 15
+
+// newTrainer builds model's training graph for batch and the optimizer of
+// cfg, and counts the model's team among the active ones (close undoes it).
+func newTrainer(model *Model, cfg Config, batch int) (*trainer, error) {
+	s, err := newSolver(cfg)
+	if err != nil {
+		return nil, err
+	}
+	model.team.Threads = cfg.Threads
+	_, tg, err := model.build(batch, true, &model.team)
+	if err != nil {
+		return nil, err
+	}
+	t := &trainer{model: model, tg: tg, solver: s,
+		ws: [][]float32{model.flat}, gs: [][]float32{tg.grad}, chunk: optimizerChunk}
+	s.prepare([]int{len(model.flat)})
+	t.stepF = t.updateChunk
+	model.team.Activate()
+	return t, nil
+}
+
+func (t *trainer) close() { t.model.team.Deactivate() }
+
+// step trains on the examples idx of set: forward, backward and the
+// optimizer's update. It returns the batch's mean loss and the number of
+// correct predictions (before the update).
+func (t *trainer) step(set *data.Set, idx []int, r *randSource) (loss float64, correct int, err error) {
+	loss, correct, err = t.tg.step(set, idx, r)
+	if err != nil {
+		return 0, 0, err
+	}
+	t.solver.begin()
+	t.model.team.Run(kernels.Chunks(len(t.model.flat), t.chunk), t.stepF)
+	return loss, correct, nil
+}
+
+func (t *trainer) updateChunk(c int) {
+	lo := c * t.chunk
+	t.solver.update(0, t.ws[0], t.gs[0], lo, min(lo+t.chunk, len(t.ws[0])))
 }

@@ -1,6 +1,6 @@
 //go:build openblas
 
-package models
+package kernels
 
 import (
 	"math"
@@ -37,7 +37,7 @@ func TestOpenBLASSgemmMatchesGonum(t *testing.T) {
 			a, b, c := random(m*k), random(k*n), random(m*n)
 			want := append([]float32(nil), c...)
 			gonum.Implementation{}.Sgemm(tA, tB, m, n, k, 0.5, a, lda, b, ldb, 2, want, n)
-			ftzBLAS{}.Sgemm(tA, tB, m, n, k, 0.5, a, lda, b, ldb, 2, c, n)
+			Gemm(tA == blas.Trans, tB == blas.Trans, m, n, k, 0.5, a, lda, b, ldb, 2, c, n)
 			for i := range c {
 				if math.Abs(float64(c[i]-want[i])) > 1e-5 {
 					t.Fatalf("tA %c tB %c: c[%d] = %v, gonum %v", tA, tB, i, c[i], want[i])
@@ -50,7 +50,7 @@ func TestOpenBLASSgemmMatchesGonum(t *testing.T) {
 	defer runtime.UnlockOSThread()
 	tiny := float32(1e-39) // subnormal in float32
 	a, b, c := []float32{tiny}, []float32{1}, []float32{5}
-	ftzBLAS{}.Sgemm(blas.NoTrans, blas.NoTrans, 1, 1, 1, 1, a, 1, b, 1, 0, c, 1)
+	Gemm(false, false, 1, 1, 1, 1, a, 1, b, 1, 0, c, 1)
 	if c[0] != 0 {
 		t.Fatalf("subnormal input %v times 1 = %v, want 0 (flushed)", tiny, c[0])
 	}

@@ -1,0 +1,108 @@
+package kernels
+
+// ConvGeom is the geometry of a k×k valid, stride-1 convolution of images
+// H×W×C (NHWC: channels last) with F filters. Its kernel is the
+// (K*K*C)×F matrix whose row (ky*K+kx)*C+ch multiplies input channel ch at
+// offset (ky, kx): Keras' (K, K, C, F) kernel flattened.
+type ConvGeom struct{ H, W, C, K, F int }
+
+// OH and OW are the output height and width.
+func (g ConvGeom) OH() int { return g.H - g.K + 1 }
+func (g ConvGeom) OW() int { return g.W - g.K + 1 }
+
+// InSize, OutSize and ColSize are the values per image of the input, of
+// the output and of its im2col patch matrix.
+func (g ConvGeom) InSize() int  { return g.H * g.W * g.C }
+func (g ConvGeom) OutSize() int { return g.OH() * g.OW() * g.F }
+func (g ConvGeom) ColSize() int { return g.OH() * g.OW() * g.K * g.K * g.C }
+
+// Rows is the number of patch-matrix rows per image; Cols its width.
+func (g ConvGeom) Rows() int { return g.OH() * g.OW() }
+func (g ConvGeom) Cols() int { return g.K * g.K * g.C }
+
+// Im2col writes the patch matrix of the images x (n images, NHWC) to col
+// (n*Rows()×Cols()): row (img, oy, ox) holds x[img, oy+ky, ox+kx, ch] at
+// column (ky*K+kx)*C+ch. In NHWC a kernel row of a patch is K*C
+// contiguous values, so a patch is K copies.
+func Im2col(g ConvGeom, x, col []float32) {
+	n := len(x) / g.InSize()
+	oh, ow, kc := g.OH(), g.OW(), g.K*g.C
+	row := 0
+	for img := range n {
+		for oy := range oh {
+			for ox := range ow {
+				for ky := range g.K {
+					src := ((img*g.H+oy+ky)*g.W + ox) * g.C
+					copy(col[row:row+kc], x[src:src+kc])
+					row += kc
+				}
+			}
+		}
+	}
+}
+
+// Col2im is Im2col's adjoint: it sets dx (n images) to the sum of the
+// patch-matrix gradient dcol over the positions each pixel was copied to.
+func Col2im(g ConvGeom, dcol, dx []float32) {
+	clear(dx)
+	n := len(dx) / g.InSize()
+	oh, ow, kc := g.OH(), g.OW(), g.K*g.C
+	row := 0
+	for img := range n {
+		for oy := range oh {
+			for ox := range ow {
+				for ky := range g.K {
+					dst := dx[((img*g.H+oy+ky)*g.W+ox)*g.C:][:kc]
+					for i, v := range dcol[row : row+kc] {
+						dst[i] += v
+					}
+					row += kc
+				}
+			}
+		}
+	}
+}
+
+// MaxPool2 is 2×2 max pooling with stride 2 of x (n images h×w×c, NHWC;
+// an odd last row or column is dropped) into y (n × h/2 × w/2 × c). arg
+// records, for each output, the index in x of the window's first maximum,
+// so the backward pass is a scatter (MaxPool2Grad).
+func MaxPool2(x []float32, h, w, c int, y []float32, arg []int32) {
+	n := len(x) / (h * w * c)
+	oh, ow := h/2, w/2
+	out := 0
+	for img := range n {
+		for oy := range oh {
+			for ox := range ow {
+				a := ((img*h+2*oy)*w + 2*ox) * c
+				b, cc := a+c, a+w*c
+				d := cc + c
+				xa, xb, xc, xd := x[a:a+c], x[b:b+c], x[cc:cc+c], x[d:d+c]
+				ys, as := y[out:out+c], arg[out:out+c]
+				for ch := range c {
+					best, bi := xa[ch], a+ch
+					if xb[ch] > best {
+						best, bi = xb[ch], b+ch
+					}
+					if xc[ch] > best {
+						best, bi = xc[ch], cc+ch
+					}
+					if xd[ch] > best {
+						best, bi = xd[ch], d+ch
+					}
+					ys[ch], as[ch] = best, int32(bi)
+				}
+				out += c
+			}
+		}
+	}
+}
+
+// MaxPool2Grad sets dx to zero but for the recorded maxima, which get the
+// output gradient dy.
+func MaxPool2Grad(dy []float32, arg []int32, dx []float32) {
+	clear(dx)
+	for i, a := range arg[:len(dy)] {
+		dx[a] = dy[i]
+	}
+}
