@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
-	"reflect"
 	"sync"
-	"unsafe"
 
 	"github.com/fmtune/fmtune/data"
 	"github.com/fmtune/fmtune/models/kernels"
@@ -72,18 +70,18 @@ func (m *Model) Arch() string { return m.arch.name }
 // NumParams is the number of trainable parameters.
 func (m *Model) NumParams() int { return m.arch.paramCount() }
 
-// graph is a compiled graph of fixed batch size whose input tensor the
-// caller fills in place before each run.
+// graph is a graph of fixed batch size whose input tensor the caller
+// fills in place before each run.
 type graph struct {
 	batch  int
 	g      *G.ExprGraph
-	vm     G.VM
+	plan   *plan
+	tape   G.VM      // gorgonia's TapeMachine instead of plan, for tests
 	x      []float32 // input backing array, batch * 784
 	logits *G.Node
-	pc     *int // the tape machine's program counter, if found
 }
 
-// build constructs and compiles a graph of m for batch examples whose
+// build constructs and plans a graph of m for batch examples whose
 // operators run on team. train adds dropout masks, the loss and the
 // gradients, which go to one flat buffer laid out like the weights.
 func (m *Model) build(batch int, train bool, team *kernels.Team) (gr *graph, tg *trainGraph, err error) {
@@ -145,8 +143,9 @@ func (m *Model) build(batch int, train bool, team *kernels.Team) (gr *graph, tg 
 		}
 		tg = &trainGraph{graph: gr, t: f32sOf(tT), xent: xent, drops: b.drops, grad: grad}
 	}
-	gr.vm = G.NewTapeMachine(g)
-	gr.pc = programCounter(gr.vm)
+	if gr.plan, err = newPlan(g); err != nil {
+		return nil, nil, fmt.Errorf("models: plan %s graph: %w", m.arch.name, err)
+	}
 	return gr, tg, nil
 }
 
@@ -159,22 +158,21 @@ func f32sOf(t *tensor.Dense) []float32 {
 	return d
 }
 
-// run executes the graph once and readies it for the next run.
+// run executes the graph once.
 func (gr *graph) run() error {
-	err := gr.vm.RunAll()
-	gr.rewind()
-	return err
+	if gr.tape != nil {
+		gr.tape.Reset()
+		return gr.tape.RunAll()
+	}
+	return gr.plan.run()
 }
 
-// rewind readies the machine for the next run. TapeMachine.Reset also
-// drops every register, so each run would allocate all its tensors again;
-// rewinding only the program counter keeps them.
-func (gr *graph) rewind() {
-	if gr.pc == nil {
-		gr.vm.Reset()
-		return
+// logitsValue is the logits of the last run.
+func (gr *graph) logitsValue() G.Value {
+	if gr.tape != nil {
+		return gr.logits.Value()
 	}
-	*gr.pc = 0
+	return gr.plan.value(gr.logits)
 }
 
 // trainGraph is a graph with loss and gradients.
@@ -283,7 +281,7 @@ func (m *Model) forward(ctx context.Context, set *data.Set, fn func(i int, logit
 		if err := gr.run(); err != nil {
 			return fmt.Errorf("models: evaluate: %w", err)
 		}
-		out, err := f32s(gr.logits.Value())
+		out, err := f32s(gr.logitsValue())
 		if err != nil {
 			return fmt.Errorf("models: evaluate: %w", err)
 		}
@@ -293,21 +291,6 @@ func (m *Model) forward(ctx context.Context, set *data.Set, fn func(i int, logit
 		}
 	}
 	return nil
-}
-
-// programCounter returns a pointer to the unexported program counter of
-// gorgonia's tape machine, or nil if the machine is not laid out as
-// expected (then run falls back to Reset).
-func programCounter(vm G.VM) *int {
-	v := reflect.ValueOf(vm)
-	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
-		return nil
-	}
-	f := v.Elem().FieldByName("pc")
-	if !f.IsValid() || f.Kind() != reflect.Int {
-		return nil
-	}
-	return (*int)(unsafe.Pointer(f.UnsafeAddr()))
 }
 
 func argmax(v []float32) int {

@@ -313,8 +313,9 @@ const convChunk = 8
 
 // convPoolOp is relu(maxpool2(conv(x, w) + b)) for images x (n, h, w, c),
 // a k×k kernel matrix w (k*k*c, f) and bias b (f); the output is
-// (n, oh/2, ow/2, f). ReLU after pooling equals pooling after ReLU (ReLU
-// is monotone) and touches a quarter of the values.
+// (n, oh/2, ow/2, f). It computes relu(maxpool2(conv(x, w)) + b): the bias
+// is constant over a pooling window and ReLU is monotone, so both commute
+// with the pooling and touch a quarter of the values.
 type convPoolOp struct {
 	opBase
 	n         int
@@ -324,7 +325,7 @@ type convPoolOp struct {
 	team      *kernels.Team
 
 	col []float32 // im2col of x, kept for the gradient of w
-	z   []float32 // conv + bias, before pooling
+	z   []float32 // conv, before pooling and bias
 	arg []int32   // argmax of each pooling window, relative to its chunk of z
 	y   buffer
 
@@ -377,15 +378,11 @@ func (o *convPoolOp) forwardChunk(c int) {
 	y := o.y.d[i0*o2(g) : i1*o2(g)]
 	kernels.Im2col(g, o.x[i0*g.InSize():i1*g.InSize()], col)
 	kernels.Gemm(false, false, (i1-i0)*g.Rows(), g.F, g.Cols(), 1, col, g.Cols(), o.w, g.F, 0, z, g.F)
-	kernels.BiasAct(z, o.b, kernels.Linear)
+	// The bias is the same over a pooling window, so it is added after
+	// pooling: max(z+b) = max(z)+b, on a quarter of the values.
 	kernels.MaxPool2(z, g.OH(), g.OW(), g.F, y, o.arg[i0*o2(g):i1*o2(g)])
-	kernels.BiasAct(y, zeros(g.F), kernels.ReLU)
+	kernels.BiasAct(y, o.b, kernels.ReLU)
 }
-
-var zeroRow = make([]float32, 1024)
-
-// zeros is a read-only row of n zeros (n <= 1024).
-func zeros(n int) []float32 { return zeroRow[:n] }
 
 func (o *convPoolOp) DiffWRT(int) []bool { return []bool{o.inputGrad, true, true} }
 
@@ -419,7 +416,7 @@ type convPoolGradOp struct {
 	dwBuf, dbBuf buffer
 	dx           buffer
 	dp           []float32 // dy * relu'(y), pooled shape
-	dz           []float32 // gradient of conv + bias
+	dz           []float32 // gradient of the conv's output
 	dcol         []float32
 	dwPart       []float32 // one dw per chunk
 	dbPart       []float32 // one db per chunk
@@ -484,9 +481,10 @@ func (o *convPoolGradOp) chunk(c int) {
 	z0, z1 := i0*g.OutSize(), i1*g.OutSize()
 	rows := (i1 - i0) * g.Rows()
 	kernels.ActGrad(o.y[p0:p1], o.dy[p0:p1], o.dp[p0:p1], kernels.ReLU)
+	// The bias was added after pooling: its gradient is the pooled one.
+	kernels.ColSum(o.dbPart[c*g.F:(c+1)*g.F], o.dp[p0:p1])
 	dz := o.dz[z0:z1]
-	kernels.MaxPool2Grad(o.dp[p0:p1], f.arg[p0:p1], dz)
-	kernels.ColSum(o.dbPart[c*g.F:(c+1)*g.F], dz)
+	kernels.MaxPool2Grad(o.dp[p0:p1], f.arg[p0:p1], g.OH(), g.OW(), g.F, dz)
 	col := f.col[i0*g.ColSize() : i1*g.ColSize()]
 	kernels.Gemm(true, false, g.Cols(), g.F, rows, 1, col, g.Cols(), dz, g.F, 0, o.dwPart[c*g.Cols()*g.F:], g.F)
 	if f.inputGrad {

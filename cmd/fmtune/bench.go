@@ -23,6 +23,7 @@ type BenchOptions struct {
 	Batch     int
 	Batches   int
 	Warmup    int
+	Threads   int
 	Data      string
 	Synthetic bool
 	JSON      bool
@@ -36,12 +37,18 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure training speed (samples/s) of each architecture",
 		Long: `Measure training throughput: full training steps (forward, backward and
-optimizer update) on batches of real Fashion-MNIST images, or synthetic ones
-with --synthetic or when the data is not installed. A few untimed warm-up
-batches come first. The BLAS in use (openblas or gonum) is printed; build
-with -tags openblas for OpenBLAS.`,
+optimizer update) of one trial on batches of real Fashion-MNIST images, or
+synthetic ones with --synthetic or when the data is not installed. A few
+untimed warm-up batches come first.
+
+Per architecture it prints samples/s, milliseconds per batch, heap
+allocations per step, the matrix products' FLOPs per second of wall time
+(GFLOP/S) and the share of the threads' time spent in them (GEMM%), and the
+threads the trial used. The BLAS in use (openblas or gonum) is printed;
+build with -tags openblas for OpenBLAS.`,
 		Example: `  fmtune bench
-  fmtune bench --arch cnn --batches 50 --json`,
+  fmtune bench --arch cnn --threads 1 --batches 50
+  fmtune bench --json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Out, opts.Err = cmd.OutOrStdout(), cmd.ErrOrStderr()
@@ -54,6 +61,7 @@ with -tags openblas for OpenBLAS.`,
 	f.IntVar(&opts.Batch, "batch", 128, "batch size")
 	f.IntVar(&opts.Batches, "batches", 20, "timed batches per architecture")
 	f.IntVar(&opts.Warmup, "warmup", 3, "untimed warm-up batches per architecture")
+	f.IntVar(&opts.Threads, "threads", 0, "threads of the trial (0: every core)")
 	f.StringVar(&opts.Data, "data", "", "directory with the Fashion-MNIST IDX files")
 	f.BoolVar(&opts.Synthetic, "synthetic", false, "use random images instead of the real data")
 	f.BoolVar(&opts.JSON, "json", false, "print JSON")
@@ -79,6 +87,9 @@ func benchRun(ctx context.Context, opts *BenchOptions) error {
 	}
 	if opts.Warmup < 0 {
 		return usagef("--warmup must not be negative (got %d)", opts.Warmup)
+	}
+	if opts.Threads < 0 {
+		return usagef("--threads must not be negative (got %d; 0 uses every core)", opts.Threads)
 	}
 
 	var set *data.Set
@@ -107,26 +118,26 @@ func benchRun(ctx context.Context, opts *BenchOptions) error {
 		if set == nil {
 			src = "synthetic images"
 		}
-		blas := "OpenBLAS via cgo, one thread per trial"
+		blas := "OpenBLAS via cgo, one BLAS thread per fmtune thread"
 		if models.BLASName() != "openblas" {
 			blas = "pure Go; build with -tags openblas for OpenBLAS"
 		}
 		fmt.Fprintf(opts.Out, "BLAS %s (%s), GOMAXPROCS %d\noptimizer %s, batch %d, %s; %d warm-up + %d timed batches\n\n",
 			models.BLASName(), blas, runtime.GOMAXPROCS(0), opts.Optimizer, opts.Batch, src, opts.Warmup, opts.Batches)
-		fmt.Fprintf(opts.Out, "%-12s %9s %11s %9s\n", "ARCH", "PARAMS", "SAMPLES/S", "MS/BATCH")
+		fmt.Fprintf(opts.Out, "%-12s %9s %11s %9s %7s %8s %6s %8s\n", "ARCH", "PARAMS", "SAMPLES/S", "MS/BATCH", "ALLOCS", "GFLOP/S", "GEMM%", "THREADS")
 	}
 	for _, arch := range archs {
 		r, err := models.Bench(ctx, models.BenchConfig{
 			Arch: arch, Optimizer: opts.Optimizer, Batch: opts.Batch,
-			Warmup: opts.Warmup, Batches: opts.Batches, Seed: 1, Set: set,
+			Warmup: opts.Warmup, Batches: opts.Batches, Threads: opts.Threads, Seed: 1, Set: set,
 		})
 		if err != nil {
 			return fmt.Errorf("bench %s: %w", arch, err)
 		}
 		results = append(results, r)
 		if !opts.JSON { // a row per architecture as soon as it is measured
-			fmt.Fprintf(opts.Out, "%-12s %9s %11s %9.2f\n", r.Arch, thousands(r.Params),
-				thousands(int(r.SamplesPerSec+0.5)), 1000*r.Seconds/float64(r.Batches))
+			fmt.Fprintf(opts.Out, "%-12s %9s %11s %9.2f %7.0f %8.1f %5.0f%% %8d\n", r.Arch, thousands(r.Params),
+				thousands(int(r.SamplesPerSec+0.5)), r.MsPerBatch, r.AllocsPerStep, r.GFLOPS, 100*r.GemmShare, r.Threads)
 		}
 	}
 	if opts.JSON {

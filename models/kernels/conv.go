@@ -66,7 +66,9 @@ func Col2im(g ConvGeom, dcol, dx []float32) {
 // MaxPool2 is 2×2 max pooling with stride 2 of x (n images h×w×c, NHWC;
 // an odd last row or column is dropped) into y (n × h/2 × w/2 × c). arg
 // records, for each output, the index in x of the window's first maximum,
-// so the backward pass is a scatter (MaxPool2Grad).
+// so the backward pass is a scatter (MaxPool2Grad). The comparisons are
+// branch-free: pooling the output of a convolution is otherwise dominated
+// by mispredicted branches.
 func MaxPool2(x []float32, h, w, c int, y []float32, arg []int32) {
 	n := len(x) / (h * w * c)
 	oh, ow := h/2, w/2
@@ -77,20 +79,22 @@ func MaxPool2(x []float32, h, w, c int, y []float32, arg []int32) {
 				a := ((img*h+2*oy)*w + 2*ox) * c
 				b, cc := a+c, a+w*c
 				d := cc + c
-				xa, xb, xc, xd := x[a:a+c], x[b:b+c], x[cc:cc+c], x[d:d+c]
-				ys, as := y[out:out+c], arg[out:out+c]
-				for ch := range c {
-					best, bi := xa[ch], a+ch
-					if xb[ch] > best {
-						best, bi = xb[ch], b+ch
+				xa, xb, xc, xd := x[a:a+c], x[b:b+c:b+c], x[cc:cc+c:cc+c], x[d:d+c:d+c]
+				ys, as := y[out:out+c:out+c], arg[out:out+c:out+c]
+				for ch, va := range xa {
+					vb, vc, vd := xb[ch], xc[ch], xd[ch]
+					m := max(max(va, vb), max(vc, vd))
+					i := d + ch
+					if vc == m {
+						i = cc + ch
 					}
-					if xc[ch] > best {
-						best, bi = xc[ch], cc+ch
+					if vb == m {
+						i = b + ch
 					}
-					if xd[ch] > best {
-						best, bi = xd[ch], d+ch
+					if va == m {
+						i = a + ch
 					}
-					ys[ch], as[ch] = best, int32(bi)
+					ys[ch], as[ch] = m, int32(i)
 				}
 				out += c
 			}
@@ -98,11 +102,30 @@ func MaxPool2(x []float32, h, w, c int, y []float32, arg []int32) {
 	}
 }
 
-// MaxPool2Grad sets dx to zero but for the recorded maxima, which get the
-// output gradient dy.
-func MaxPool2Grad(dy []float32, arg []int32, dx []float32) {
-	clear(dx)
-	for i, a := range arg[:len(dy)] {
-		dx[a] = dy[i]
+// MaxPool2Grad is MaxPool2's backward pass: it sets dx (the pooling
+// input's shape, h×w×c per image) to dy at each window's recorded maximum
+// and to zero everywhere else, in one pass.
+func MaxPool2Grad(dy []float32, arg []int32, h, w, c int, dx []float32) {
+	n := len(dx) / (h * w * c)
+	oh, ow := h/2, w/2
+	if h%2 != 0 || w%2 != 0 {
+		clear(dx) // the dropped last row or column gets no gradient
+	}
+	out := 0
+	for img := range n {
+		for oy := range oh {
+			for ox := range ow {
+				a := ((img*h+2*oy)*w + 2*ox) * c
+				b, cc := a+c, a+w*c
+				d := cc + c
+				da, db, dc, dd := dx[a:a+c], dx[b:b+c:b+c], dx[cc:cc+c:cc+c], dx[d:d+c:d+c]
+				gs, as := dy[out:out+c:out+c], arg[out:out+c:out+c]
+				for ch := range da {
+					da[ch], db[ch], dc[ch], dd[ch] = 0, 0, 0, 0
+					dx[as[ch]] = gs[ch] // no branch on which of the four
+				}
+				out += c
+			}
+		}
 	}
 }

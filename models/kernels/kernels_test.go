@@ -195,7 +195,7 @@ func TestMaxPool2(t *testing.T) {
 	MaxPool2(x, h, w, c, y, arg)
 	dy := randomSlice(r, len(y))
 	dx := randomSlice(r, len(x))
-	MaxPool2Grad(dy, arg, dx)
+	MaxPool2Grad(dy, arg, h, w, c, dx)
 	wantDx := make([]float64, len(x))
 	for img := range n {
 		for oy := range oh {
