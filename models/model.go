@@ -192,7 +192,10 @@ func (tg *trainGraph) step(set *data.Set, idx []int, r *randSource) (loss float6
 	if tg.y == nil {
 		tg.y = make([]uint8, tg.batch)
 	}
-	set.Gather(tg.x, tg.y, idx)
+	kernels.GatherScale(tg.x, set.Images, idx, data.Pixels)
+	for k, i := range idx {
+		tg.y[k] = set.Labels[i]
+	}
 	clear(tg.x[len(idx)*data.Pixels:])
 	clear(tg.t)
 	w := 1 / float32(len(idx))
@@ -276,7 +279,7 @@ func (m *Model) forward(ctx context.Context, set *data.Set, fn func(i int, logit
 			return err
 		}
 		to := min(from+gr.batch, n)
-		set.Scale(gr.x, from, to)
+		kernels.Scale(gr.x, set.Images[from*data.Pixels:to*data.Pixels])
 		clear(gr.x[(to-from)*data.Pixels:])
 		if err := gr.run(); err != nil {
 			return fmt.Errorf("models: evaluate: %w", err)

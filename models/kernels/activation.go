@@ -24,6 +24,14 @@ func (a Act) String() string {
 
 // BiasAct sets each row r of y (rows×len(b)) to act(y[r] + b).
 func BiasAct(y []float32, b []float32, act Act) {
+	if useNative && len(b) > 0 && len(y) > 0 {
+		nativeBiasAct(y[:len(y)/len(b)*len(b)], b, act)
+		return
+	}
+	biasActGo(y, b, act)
+}
+
+func biasActGo(y []float32, b []float32, act Act) {
 	cols := len(b)
 	for r := 0; r+cols <= len(y); r += cols {
 		row := y[r : r+cols : r+cols]
@@ -47,6 +55,14 @@ func BiasAct(y []float32, b []float32, act Act) {
 // ActGrad sets dz = dy * act'(z) given the activation's output y = act(z).
 func ActGrad(y, dy, dz []float32, act Act) {
 	dy, dz = dy[:len(y)], dz[:len(y)]
+	if useNative && len(y) > 0 {
+		nativeActGrad(y, dy, dz, act)
+		return
+	}
+	actGradGo(y, dy, dz, act)
+}
+
+func actGradGo(y, dy, dz []float32, act Act) {
 	switch act {
 	case ReLU:
 		for i, v := range y {
@@ -73,6 +89,14 @@ func ColSum(dst, g []float32) {
 
 // AddColSum adds the column sums of the rows×len(dst) matrix g to dst.
 func AddColSum(dst, g []float32) {
+	if useNative && len(dst) > 0 && len(g) >= len(dst) {
+		nativeAddColSum(dst, g[:len(g)/len(dst)*len(dst)])
+		return
+	}
+	addColSumGo(dst, g)
+}
+
+func addColSumGo(dst, g []float32) {
 	cols := len(dst)
 	for r := 0; r+cols <= len(g); r += cols {
 		for j, v := range g[r : r+cols : r+cols] {
@@ -84,6 +108,10 @@ func AddColSum(dst, g []float32) {
 // Add sets dst[i] += src[i].
 func Add(dst, src []float32) {
 	src = src[:len(dst)]
+	if useNative && len(dst) > 0 {
+		nativeAdd(dst, src)
+		return
+	}
 	for i, v := range src {
 		dst[i] += v
 	}
@@ -92,6 +120,10 @@ func Add(dst, src []float32) {
 // Mul sets dst[i] = x[i] * m[i].
 func Mul(dst, x, m []float32) {
 	x, m = x[:len(dst)], m[:len(dst)]
+	if useNative && len(dst) > 0 {
+		nativeMul(dst, x, m)
+		return
+	}
 	for i := range dst {
 		dst[i] = x[i] * m[i]
 	}
@@ -121,8 +153,13 @@ func Exp(x float32) float32 {
 		log2e = 1.44269504088896341
 		c1    = 0.693359375
 		c2    = -2.12194440e-4
+		// Adding and subtracting 1.5·2²³ rounds a float32 of magnitude
+		// below 2²² to the nearest integer, without a branch or a call.
+		round = 12582912
 	)
-	n := float32(math.Floor(float64(x*log2e + 0.5)))
+	fn := x*log2e + round
+	n := fn - round
+	ni := int32(math.Float32bits(fn)) - int32(math.Float32bits(round)) // n as an integer
 	r := x - n*c1 - n*c2
 	p := float32(1.9875691500e-4)
 	p = p*r + 1.3981999507e-3
@@ -131,5 +168,30 @@ func Exp(x float32) float32 {
 	p = p*r + 1.6666665459e-1
 	p = p*r + 5.0000001201e-1
 	p = p*r*r + r + 1
-	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
+	return p * math.Float32frombits(uint32(ni+127)<<23)
+}
+
+// useNative is native, switched off by the tests that compare the C
+// kernels with their Go twins.
+var useNative = native
+
+// Scale writes the pixel bytes src to dst, scaled to [0,1] as byte/255 in
+// float32.
+func Scale(dst []float32, src []uint8) {
+	dst = dst[:len(src)]
+	if useNative && len(src) > 0 {
+		nativeScale(dst, src)
+		return
+	}
+	for j, v := range src {
+		dst[j] = float32(v) / 255
+	}
+}
+
+// GatherScale writes the pixels of the images idx of images (pixels bytes
+// each) to dst, scaled to [0,1] as byte/255 in float32.
+func GatherScale(dst []float32, images []uint8, idx []int, pixels int) {
+	for k, i := range idx {
+		Scale(dst[k*pixels:(k+1)*pixels], images[i*pixels:(i+1)*pixels])
+	}
 }

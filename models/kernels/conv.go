@@ -44,8 +44,12 @@ func Im2col(g ConvGeom, x, col []float32) {
 // Col2im is Im2col's adjoint: it sets dx (n images) to the sum of the
 // patch-matrix gradient dcol over the positions each pixel was copied to.
 func Col2im(g ConvGeom, dcol, dx []float32) {
-	clear(dx)
 	n := len(dx) / g.InSize()
+	if useNative && n > 0 {
+		nativeCol2im(g, dcol[:n*g.ColSize()], dx[:n*g.InSize()], n)
+		return
+	}
+	clear(dx)
 	oh, ow, kc := g.OH(), g.OW(), g.K*g.C
 	row := 0
 	for img := range n {
@@ -71,6 +75,11 @@ func Col2im(g ConvGeom, dcol, dx []float32) {
 // by mispredicted branches.
 func MaxPool2(x []float32, h, w, c int, y []float32, arg []int32) {
 	n := len(x) / (h * w * c)
+	if useNative && n > 0 {
+		size := n * (h / 2) * (w / 2) * c
+		nativeMaxPool2(x[:n*h*w*c], n, h, w, c, y[:size], arg[:size])
+		return
+	}
 	oh, ow := h/2, w/2
 	out := 0
 	for img := range n {

@@ -5,10 +5,20 @@ import "math"
 // The optimizer updates, each one pass over a weight buffer w and its
 // gradient g (and the optimizer's state, shaped like w). The step-dependent
 // coefficients are computed once per step by the caller; these are the
-// per-element formulas of Keras 3, in float32.
+// per-element formulas of Keras 3, in float32. Each runs its C twin in the
+// openblas build (bitwise the same, vectorized) and its Go version
+// otherwise.
 
 // SGD sets w -= lr*g.
 func SGD(w, g []float32, lr float32) {
+	if useNative {
+		nativeSGD(w, g, lr)
+		return
+	}
+	sGDGo(w, g, lr)
+}
+
+func sGDGo(w, g []float32, lr float32) {
 	g = g[:len(w)]
 	for j := range w {
 		w[j] -= lr * g[j]
@@ -17,6 +27,14 @@ func SGD(w, g []float32, lr float32) {
 
 // Momentum sets v = mom*v - lr*g; w += v (Keras' non-Nesterov momentum).
 func Momentum(w, g, v []float32, lr, mom float32) {
+	if useNative {
+		nativeMomentum(w, g, v, lr, mom)
+		return
+	}
+	momentumGo(w, g, v, lr, mom)
+}
+
+func momentumGo(w, g, v []float32, lr, mom float32) {
 	g, v = g[:len(w)], v[:len(w)]
 	for j := range w {
 		v[j] = mom*v[j] - lr*g[j]
@@ -28,6 +46,14 @@ func Momentum(w, g, v []float32, lr, mom float32) {
 // with c1 = 1-beta1, c2 = 1-beta2 (rounded once from the exact values) and
 // alpha the bias-corrected learning rate of the step.
 func Adam(w, g, m, v []float32, alpha, c1, c2, eps float32) {
+	if useNative {
+		nativeAdam(w, g, m, v, alpha, c1, c2, eps)
+		return
+	}
+	adamGo(w, g, m, v, alpha, c1, c2, eps)
+}
+
+func adamGo(w, g, m, v []float32, alpha, c1, c2, eps float32) {
 	g, m, v = g[:len(w)], m[:len(w)], v[:len(w)]
 	for j := range w {
 		gj := g[j]
@@ -41,6 +67,14 @@ func Adam(w, g, m, v []float32, alpha, c1, c2, eps float32) {
 // w -= lr*(cm*m + cg*g)/(sqrt(v*cv)+eps) with the step's coefficients
 // (see the models package's Nadam solver).
 func Nadam(w, g, m, v []float32, lr, cm, cg, cv, c1, c2, eps float32) {
+	if useNative {
+		nativeNadam(w, g, m, v, lr, cm, cg, cv, c1, c2, eps)
+		return
+	}
+	nadamGo(w, g, m, v, lr, cm, cg, cv, c1, c2, eps)
+}
+
+func nadamGo(w, g, m, v []float32, lr, cm, cg, cv, c1, c2, eps float32) {
 	g, m, v = g[:len(w)], m[:len(w)], v[:len(w)]
 	for j := range w {
 		gj := g[j]
@@ -53,6 +87,14 @@ func Nadam(w, g, m, v []float32, lr, cm, cg, cv, c1, c2, eps float32) {
 
 // RMSprop sets v = rho*v + c*g²; w -= lr*g/sqrt(v+eps), with c = 1-rho.
 func RMSprop(w, g, v []float32, lr, rho, c, eps float32) {
+	if useNative {
+		nativeRMSprop(w, g, v, lr, rho, c, eps)
+		return
+	}
+	rMSpropGo(w, g, v, lr, rho, c, eps)
+}
+
+func rMSpropGo(w, g, v []float32, lr, rho, c, eps float32) {
 	g, v = g[:len(w)], v[:len(w)]
 	for j := range w {
 		gj := g[j]

@@ -1,0 +1,233 @@
+//go:build openblas
+
+package kernels
+
+/*
+#cgo CFLAGS: -O3
+#cgo LDFLAGS: -lm
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+
+// The elementwise kernels in C, compiled for AVX2 and for plain x86-64
+// (gcc picks the version the CPU runs at load time). Each does exactly the
+// arithmetic of its Go twin, operation by operation and rounded to float
+// after each (no contraction into FMA, no reassociation), so results are
+// bitwise the same; gcc's vectorizer makes them several times faster.
+// Never fuse a*b+c into an FMA (the AVX2 clones have no FMA anyway).
+#pragma GCC optimize("fp-contract=off", "no-math-errno")
+#if defined(__x86_64__)
+#define CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CLONES
+#endif
+
+typedef union { float f; int32_t i; } fbits;
+// fm_max is Go's max: NaN if either is NaN, +0 over -0.
+static inline float fm_max(float x, float y) {
+	fbits bx = {.f = x};
+	return x > y ? x : (y > x ? y : (x != x ? x : (y != y ? y : (bx.i < 0 ? y : x))));
+}
+
+// fm_exp is kernels.Exp for x in [-87, 88] (the callers clamp).
+static inline float fm_exp(float x) {
+	const float log2e = 1.44269504088896341f, c1 = 0.693359375f, c2 = -2.12194440e-4f, round = 12582912.0f;
+	float fn = x * log2e + round;
+	float n = fn - round;
+	fbits a = {.f = fn}, b = {.f = round}, s;
+	float r = x - n * c1 - n * c2;
+	float p = 1.9875691500e-4f;
+	p = p * r + 1.3981999507e-3f;
+	p = p * r + 8.3334519073e-3f;
+	p = p * r + 4.1665795894e-2f;
+	p = p * r + 1.6666665459e-1f;
+	p = p * r + 5.0000001201e-1f;
+	p = p * r * r + r + 1;
+	s.i = (a.i - b.i + 127) << 23;
+	return p * s.f;
+}
+
+CLONES void fm_adam(float *restrict w, const float *restrict g, float *restrict m, float *restrict v, long n,
+	float alpha, float c1, float c2, float eps) {
+	for (long j = 0; j < n; j++) {
+		float gj = g[j];
+		float mj = m[j] + (gj - m[j]) * c1;
+		float vj = v[j] + (gj * gj - v[j]) * c2;
+		m[j] = mj;
+		v[j] = vj;
+		w[j] = w[j] - alpha * mj / (sqrtf(vj) + eps);
+	}
+}
+
+CLONES void fm_nadam(float *restrict w, const float *restrict g, float *restrict m, float *restrict v, long n,
+	float lr, float cm, float cg, float cv, float c1, float c2, float eps) {
+	for (long j = 0; j < n; j++) {
+		float gj = g[j];
+		float mj = m[j] + (gj - m[j]) * c1;
+		float vj = v[j] + (gj * gj - v[j]) * c2;
+		m[j] = mj;
+		v[j] = vj;
+		float mhat = cm * mj + cg * gj;
+		w[j] = w[j] - lr * mhat / (sqrtf(vj * cv) + eps);
+	}
+}
+
+CLONES void fm_rmsprop(float *restrict w, const float *restrict g, float *restrict v, long n, float lr, float rho, float c, float eps) {
+	for (long j = 0; j < n; j++) {
+		float gj = g[j];
+		float vj = rho * v[j] + c * gj * gj;
+		v[j] = vj;
+		w[j] = w[j] - lr * gj / sqrtf(vj + eps);
+	}
+}
+
+CLONES void fm_sgd(float *restrict w, const float *restrict g, long n, float lr) {
+	for (long j = 0; j < n; j++) w[j] = w[j] - lr * g[j];
+}
+
+CLONES void fm_momentum(float *restrict w, const float *restrict g, float *restrict v, long n, float lr, float mom) {
+	for (long j = 0; j < n; j++) {
+		float vj = mom * v[j] - lr * g[j];
+		v[j] = vj;
+		w[j] = w[j] + vj;
+	}
+}
+
+CLONES void fm_scale(float *restrict dst, const uint8_t *restrict src, long n) {
+	for (long i = 0; i < n; i++) dst[i] = (float)src[i] / 255.0f;
+}
+
+// act: 0 linear, 1 relu, 2 sigmoid.
+CLONES void fm_bias_act(float *restrict y, const float *restrict b, long rows, long cols, int act) {
+	for (long r = 0; r < rows; r++) {
+		float *restrict row = y + r * cols;
+		if (act == 1) {
+			for (long j = 0; j < cols; j++) {
+				float x = row[j] + b[j];
+				row[j] = (x != x) ? x : (x > 0 ? x : 0);
+			}
+		} else if (act == 2) {
+			for (long j = 0; j < cols; j++) {
+				float x = row[j] + b[j];
+				if (x != x) { row[j] = x; continue; }
+				x = x < -87 ? -87 : (x > 87 ? 87 : x);
+				row[j] = 1 / (1 + fm_exp(-x));
+			}
+		} else {
+			for (long j = 0; j < cols; j++) row[j] = row[j] + b[j];
+		}
+	}
+}
+
+CLONES void fm_act_grad(const float *restrict y, const float *restrict dy, float *restrict dz, long n, int act) {
+	if (act == 1) {
+		for (long i = 0; i < n; i++) dz[i] = y[i] > 0 ? dy[i] : 0;
+	} else if (act == 2) {
+		for (long i = 0; i < n; i++) dz[i] = dy[i] * y[i] * (1 - y[i]);
+	} else {
+		memmove(dz, dy, n * sizeof(float));
+	}
+}
+
+CLONES void fm_add_col_sum(float *restrict dst, const float *restrict g, long rows, long cols) {
+	for (long r = 0; r < rows; r++)
+		for (long j = 0; j < cols; j++) dst[j] = dst[j] + g[r * cols + j];
+}
+
+CLONES void fm_add(float *restrict dst, const float *restrict src, long n) {
+	for (long i = 0; i < n; i++) dst[i] = dst[i] + src[i];
+}
+
+CLONES void fm_mul(float *restrict dst, const float *restrict x, const float *restrict m, long n) {
+	for (long i = 0; i < n; i++) dst[i] = x[i] * m[i];
+}
+
+CLONES void fm_maxpool2(const float *restrict x, long n, long h, long w, long c, float *restrict y, int32_t *restrict arg) {
+	long oh = h / 2, ow = w / 2, out = 0;
+	for (long img = 0; img < n; img++)
+		for (long oy = 0; oy < oh; oy++)
+			for (long ox = 0; ox < ow; ox++) {
+				long a = ((img * h + 2 * oy) * w + 2 * ox) * c, b = a + c, cc = a + w * c, d = cc + c;
+				for (long ch = 0; ch < c; ch++) {
+					float va = x[a + ch], vb = x[b + ch], vc = x[cc + ch], vd = x[d + ch];
+					float m = fm_max(fm_max(va, vb), fm_max(vc, vd));
+					int32_t i = (int32_t)(d + ch);
+					i = vc == m ? (int32_t)(cc + ch) : i;
+					i = vb == m ? (int32_t)(b + ch) : i;
+					i = va == m ? (int32_t)(a + ch) : i;
+					y[out + ch] = m;
+					arg[out + ch] = i;
+				}
+				out += c;
+			}
+}
+
+CLONES void fm_col2im(const float *restrict dcol, float *restrict dx, long n, long h, long w, long c, long k) {
+	long oh = h - k + 1, ow = w - k + 1, kc = k * c, row = 0;
+	memset(dx, 0, n * h * w * c * sizeof(float));
+	for (long img = 0; img < n; img++)
+		for (long oy = 0; oy < oh; oy++)
+			for (long ox = 0; ox < ow; ox++)
+				for (long ky = 0; ky < k; ky++) {
+					float *restrict dst = dx + ((img * h + oy + ky) * w + ox) * c;
+					const float *restrict src = dcol + row;
+					for (long i = 0; i < kc; i++) dst[i] = dst[i] + src[i];
+					row += kc;
+				}
+}
+*/
+import "C"
+
+import "unsafe"
+
+// native says the C kernels are compiled in (the openblas build).
+const native = true
+
+func fp(s []float32) *C.float { return (*C.float)(unsafe.Pointer(unsafe.SliceData(s))) }
+
+func nativeAdam(w, g, m, v []float32, alpha, c1, c2, eps float32) {
+	C.fm_adam(fp(w), fp(g), fp(m), fp(v), C.long(len(w)), C.float(alpha), C.float(c1), C.float(c2), C.float(eps))
+}
+
+func nativeNadam(w, g, m, v []float32, lr, cm, cg, cv, c1, c2, eps float32) {
+	C.fm_nadam(fp(w), fp(g), fp(m), fp(v), C.long(len(w)), C.float(lr), C.float(cm), C.float(cg), C.float(cv),
+		C.float(c1), C.float(c2), C.float(eps))
+}
+
+func nativeRMSprop(w, g, v []float32, lr, rho, c, eps float32) {
+	C.fm_rmsprop(fp(w), fp(g), fp(v), C.long(len(w)), C.float(lr), C.float(rho), C.float(c), C.float(eps))
+}
+
+func nativeSGD(w, g []float32, lr float32) { C.fm_sgd(fp(w), fp(g), C.long(len(w)), C.float(lr)) }
+
+func nativeMomentum(w, g, v []float32, lr, mom float32) {
+	C.fm_momentum(fp(w), fp(g), fp(v), C.long(len(w)), C.float(lr), C.float(mom))
+}
+
+func nativeScale(dst []float32, src []uint8) {
+	C.fm_scale(fp(dst), (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(src))), C.long(len(src)))
+}
+
+func nativeBiasAct(y, b []float32, act Act) {
+	C.fm_bias_act(fp(y), fp(b), C.long(len(y)/len(b)), C.long(len(b)), C.int(act))
+}
+
+func nativeActGrad(y, dy, dz []float32, act Act) {
+	C.fm_act_grad(fp(y), fp(dy), fp(dz), C.long(len(y)), C.int(act))
+}
+
+func nativeAddColSum(dst, g []float32) {
+	C.fm_add_col_sum(fp(dst), fp(g), C.long(len(g)/len(dst)), C.long(len(dst)))
+}
+
+func nativeAdd(dst, src []float32) { C.fm_add(fp(dst), fp(src), C.long(len(dst))) }
+
+func nativeMul(dst, x, m []float32) { C.fm_mul(fp(dst), fp(x), fp(m), C.long(len(dst))) }
+
+func nativeMaxPool2(x []float32, n, h, w, c int, y []float32, arg []int32) {
+	C.fm_maxpool2(fp(x), C.long(n), C.long(h), C.long(w), C.long(c), fp(y), (*C.int32_t)(unsafe.Pointer(unsafe.SliceData(arg))))
+}
+
+func nativeCol2im(g ConvGeom, dcol, dx []float32, n int) {
+	C.fm_col2im(fp(dcol), fp(dx), C.long(n), C.long(g.H), C.long(g.W), C.long(g.C), C.long(g.K))
+}
