@@ -179,6 +179,32 @@ func TestSeededDeterminism(t *testing.T) {
 	}
 }
 
+// TestThreadCountDoesNotChangeResults trains with one thread and with two:
+// the work is split into the same chunks either way, so the learning
+// curves and the final weights are bitwise equal.
+func TestThreadCountDoesNotChangeResults(t *testing.T) {
+	train, val := subset(t, 300, 100)
+	for _, arch := range []string{"deep", "cnn-dropout"} {
+		t.Run(arch, func(t *testing.T) {
+			var res [2]*Result
+			for i, threads := range []int{1, 2} {
+				cfg := Config{Arch: arch, Optimizer: "nadam", LR: 0.001, Batch: 64, Epochs: 2, Seed: 3, Threads: threads}
+				r, err := Train(context.Background(), cfg, train, val, Hooks{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				res[i] = r
+			}
+			if !sameCurve(res[0].History, res[1].History) {
+				t.Errorf("1 thread %+v\n2 threads %+v", curve(res[0].History), curve(res[1].History))
+			}
+			if !slices.Equal(res[0].Model.flat, res[1].Model.flat) {
+				t.Error("the weights differ between 1 and 2 threads")
+			}
+		})
+	}
+}
+
 func TestEachOptimizerLowersMLPLoss(t *testing.T) {
 	train, val := subset(t, 3000, 1000)
 	lrs := map[string]float64{"sgd": 0.1, "adam": 0.001, "nadam": 0.001, "rmsprop": 0.001}

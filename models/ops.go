@@ -164,7 +164,7 @@ type denseOp struct {
 	// the current call's operands, for forwardChunk
 	x, w, b  []float32
 	rows     int
-	forwardF func(int)
+	forwardF func(int, int)
 }
 
 func newDenseOp(team *kernels.Team, xShape tensor.Shape, out int, act kernels.Act, inputGrad bool, dw, db []float32) *denseOp {
@@ -199,7 +199,7 @@ func (o *denseOp) UsePreallocDo(_ G.Value, in ...G.Value) (G.Value, error) {
 	return o.y.t, nil
 }
 
-func (o *denseOp) forwardChunk(c int) {
+func (o *denseOp) forwardChunk(c, _ int) {
 	r0, r1 := c*o.rows, min((c+1)*o.rows, o.n)
 	y := o.y.d[r0*o.out : r1*o.out]
 	kernels.Gemm(false, false, r1-r0, o.out, o.in, 1, o.x[r0*o.in:], o.in, o.w, o.out, 0, y, o.out)
@@ -239,7 +239,7 @@ type denseGradOp struct {
 
 	x, w, y, dy []float32
 	inRows      int // rows of dw per chunk
-	rowsF, dwF  func(int)
+	rowsF, dwF  func(int, int)
 }
 
 func newDenseGradOp(f *denseOp, xShape tensor.Shape) *denseGradOp {
@@ -286,7 +286,7 @@ func (o *denseGradOp) UsePreallocDo(_ G.Value, in ...G.Value) (G.Value, error) {
 	return o.dwBuf.t, nil
 }
 
-func (o *denseGradOp) rowsChunk(c int) {
+func (o *denseGradOp) rowsChunk(c, _ int) {
 	f := o.f
 	r0, r1 := c*f.rows, min((c+1)*f.rows, f.n)
 	dz := o.dz[r0*f.out : r1*f.out]
@@ -299,7 +299,7 @@ func (o *denseGradOp) rowsChunk(c int) {
 }
 
 // dwChunk computes rows [i0, i1) of dw = xᵀ·dz.
-func (o *denseGradOp) dwChunk(c int) {
+func (o *denseGradOp) dwChunk(c, _ int) {
 	f := o.f
 	i0, i1 := c*o.inRows, min((c+1)*o.inRows, f.in)
 	kernels.Gemm(true, false, i1-i0, f.out, f.n, 1, o.x[i0:], f.in, o.dz, f.out, 0, o.dwBuf.d[i0*f.out:], f.out)
@@ -324,28 +324,45 @@ type convPoolOp struct {
 	dw, db    []float32
 	team      *kernels.Team
 
-	col []float32 // im2col of x, kept for the gradient of w
-	z   []float32 // conv, before pooling and bias
-	arg []int32   // argmax of each pooling window, relative to its chunk of z
-	y   buffer
+	col   []float32   // im2col of x: kept whole for the gradient of w when training, else per thread
+	z     [][]float32 // per thread: the conv of a chunk, before pooling and bias
+	arg   []int32     // argmax of each pooling window, relative to its chunk
+	train bool        // keep col for the backward pass
+	y     buffer
 
 	x, w, b  []float32
-	forwardF func(int)
+	forwardF func(int, int)
 }
 
-func newConvPoolOp(team *kernels.Team, xShape tensor.Shape, k, filters int, inputGrad bool, dw, db []float32) *convPoolOp {
+// newConvPoolOp makes the operator for images of xShape. train keeps the
+// patch matrix of the whole batch for the backward pass; an evaluation
+// graph only needs one chunk's per thread.
+func newConvPoolOp(team *kernels.Team, xShape tensor.Shape, k, filters int, train, inputGrad bool, dw, db []float32) *convPoolOp {
 	g := kernels.ConvGeom{H: xShape[1], W: xShape[2], C: xShape[3], K: k, F: filters}
 	n := xShape[0]
 	o := &convPoolOp{
 		opBase: opBase{name: fmt.Sprintf("ConvPool(%d,%+v)", n, g)},
-		n:      n, g: g, inputGrad: inputGrad, dw: dw, db: db, team: team,
-		col: make([]float32, n*g.ColSize()),
-		z:   make([]float32, n*g.OutSize()),
+		n:      n, g: g, inputGrad: inputGrad, dw: dw, db: db, team: team, train: train,
+		z:   perThread(convChunk * g.OutSize()),
 		arg: make([]int32, n*o2(g)),
 		y:   newBuffer(tensor.Shape{n, g.OH() / 2, g.OW() / 2, filters}, nil),
 	}
+	if train {
+		o.col = make([]float32, n*g.ColSize())
+	} else {
+		o.col = make([]float32, kernels.MaxThreads()*convChunk*g.ColSize())
+	}
 	o.forwardF = o.forwardChunk
 	return o
+}
+
+// perThread allocates one scratch buffer of size values per thread.
+func perThread(size int) [][]float32 {
+	s := make([][]float32, kernels.MaxThreads())
+	for i := range s {
+		s[i] = make([]float32, size)
+	}
+	return s
 }
 
 // o2 is the pooled output size per image.
@@ -370,11 +387,16 @@ func (o *convPoolOp) UsePreallocDo(_ G.Value, in ...G.Value) (G.Value, error) {
 	return o.y.t, nil
 }
 
-func (o *convPoolOp) forwardChunk(c int) {
+func (o *convPoolOp) forwardChunk(c, w int) {
 	g := o.g
 	i0, i1 := c*convChunk, min((c+1)*convChunk, o.n)
-	col := o.col[i0*g.ColSize() : i1*g.ColSize()]
-	z := o.z[i0*g.OutSize() : i1*g.OutSize()]
+	var col []float32
+	if o.train {
+		col = o.col[i0*g.ColSize() : i1*g.ColSize()]
+	} else {
+		col = o.col[w*convChunk*g.ColSize():][:(i1-i0)*g.ColSize()]
+	}
+	z := o.z[w][:(i1-i0)*g.OutSize()]
 	y := o.y.d[i0*o2(g) : i1*o2(g)]
 	kernels.Im2col(g, o.x[i0*g.InSize():i1*g.InSize()], col)
 	kernels.Gemm(false, false, (i1-i0)*g.Rows(), g.F, g.Cols(), 1, col, g.Cols(), o.w, g.F, 0, z, g.F)
@@ -387,6 +409,9 @@ func (o *convPoolOp) forwardChunk(c int) {
 func (o *convPoolOp) DiffWRT(int) []bool { return []bool{o.inputGrad, true, true} }
 
 func (o *convPoolOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if !o.train {
+		return nil, fmt.Errorf("%s was built for evaluation: it keeps no patch matrix for the gradient", o.name)
+	}
 	gop := newConvPoolGradOp(o)
 	dw, err := G.ApplyOp(gop, in[1], output, grad)
 	if err != nil {
@@ -415,14 +440,14 @@ type convPoolGradOp struct {
 	f            *convPoolOp
 	dwBuf, dbBuf buffer
 	dx           buffer
-	dp           []float32 // dy * relu'(y), pooled shape
-	dz           []float32 // gradient of the conv's output
-	dcol         []float32
+	dp           []float32   // dy * relu'(y), pooled shape
+	dz           [][]float32 // per thread: the gradient of a chunk's conv output
+	dcol         [][]float32 // per thread: the gradient of a chunk's patch matrix
 	dwPart       []float32 // one dw per chunk
 	dbPart       []float32 // one db per chunk
 
 	w, y, dy []float32
-	chunkF   func(int)
+	chunkF   func(int, int)
 }
 
 func newConvPoolGradOp(f *convPoolOp) *convPoolGradOp {
@@ -434,13 +459,13 @@ func newConvPoolGradOp(f *convPoolOp) *convPoolGradOp {
 		dwBuf:  newBuffer(tensor.Shape{g.Cols(), g.F}, f.dw),
 		dbBuf:  newBuffer(tensor.Shape{g.F}, f.db),
 		dp:     make([]float32, f.n*o2(g)),
-		dz:     make([]float32, f.n*g.OutSize()),
+		dz:     perThread(convChunk * g.OutSize()),
 		dwPart: make([]float32, chunks*g.Cols()*g.F),
 		dbPart: make([]float32, chunks*g.F),
 	}
 	if f.inputGrad {
 		o.dx = newBuffer(tensor.Shape{f.n, g.H, g.W, g.C}, nil)
-		o.dcol = make([]float32, f.n*g.ColSize())
+		o.dcol = perThread(convChunk * g.ColSize())
 	}
 	o.chunkF = o.chunk
 	return o
@@ -474,21 +499,20 @@ func (o *convPoolGradOp) UsePreallocDo(_ G.Value, in ...G.Value) (G.Value, error
 	return o.dwBuf.t, nil
 }
 
-func (o *convPoolGradOp) chunk(c int) {
+func (o *convPoolGradOp) chunk(c, w int) {
 	f, g := o.f, o.f.g
 	i0, i1 := c*convChunk, min((c+1)*convChunk, f.n)
 	p0, p1 := i0*o2(g), i1*o2(g)
-	z0, z1 := i0*g.OutSize(), i1*g.OutSize()
 	rows := (i1 - i0) * g.Rows()
 	kernels.ActGrad(o.y[p0:p1], o.dy[p0:p1], o.dp[p0:p1], kernels.ReLU)
 	// The bias was added after pooling: its gradient is the pooled one.
 	kernels.ColSum(o.dbPart[c*g.F:(c+1)*g.F], o.dp[p0:p1])
-	dz := o.dz[z0:z1]
+	dz := o.dz[w][:(i1-i0)*g.OutSize()]
 	kernels.MaxPool2Grad(o.dp[p0:p1], f.arg[p0:p1], g.OH(), g.OW(), g.F, dz)
 	col := f.col[i0*g.ColSize() : i1*g.ColSize()]
 	kernels.Gemm(true, false, g.Cols(), g.F, rows, 1, col, g.Cols(), dz, g.F, 0, o.dwPart[c*g.Cols()*g.F:], g.F)
 	if f.inputGrad {
-		dcol := o.dcol[i0*g.ColSize() : i1*g.ColSize()]
+		dcol := o.dcol[w][:(i1-i0)*g.ColSize()]
 		kernels.Gemm(false, true, rows, g.Cols(), g.F, 1, dz, g.F, o.w, g.F, 0, dcol, g.Cols())
 		kernels.Col2im(g, dcol, o.dx.d[i0*g.InSize():i1*g.InSize()])
 	}

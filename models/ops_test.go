@@ -47,7 +47,7 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 	}
 	tn := G.NewTensor(g, tensor.Float32, 2, G.WithShape(n, 4), G.WithValue(target), G.WithName("t"))
 	// x is not the graph's input here, so its gradient is computed too.
-	b := &builder{g: g, team: &kernels.Team{Threads: 2}}
+	b := &builder{g: g, team: &kernels.Team{Threads: 2}, grads: map[*G.Node][]float32{}}
 	h := b.convPool(nodes[0], nodes[1], nodes[2])
 	h = b.dense(h, nodes[3], nodes[4], kernels.Sigmoid)
 	logits := b.dense(h, nodes[5], nodes[6], kernels.Linear)

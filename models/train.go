@@ -175,7 +175,7 @@ type trainer struct {
 	solver solver
 	ws, gs [][]float32 // the flat weights and gradients, as one slot
 	chunk  int         // weights per optimizer chunk
-	stepF  func(int)
+	stepF  func(int, int)
 }
 
 // optimizerChunk is the number of weights per chunk of an optimizer step.
@@ -216,7 +216,7 @@ func (t *trainer) step(set *data.Set, idx []int, r *randSource) (loss float64, c
 	return loss, correct, nil
 }
 
-func (t *trainer) updateChunk(c int) {
+func (t *trainer) updateChunk(c, _ int) {
 	lo := c * t.chunk
 	t.solver.update(0, t.ws[0], t.gs[0], lo, min(lo+t.chunk, len(t.ws[0])))
 }

@@ -40,7 +40,8 @@ func newTrainCmd() *cobra.Command {
 		Long: `Train one model on the Fashion-MNIST training set, print the learning curve
 (loss and accuracy on the training and validation sets) epoch by epoch, then
 the accuracy on the test set. The seed fixes the initial weights, the shuffle
-and the dropout masks: the same command gives the same curve.
+and the dropout masks: the same command gives the same curve, whatever the
+number of threads (--threads; by default every core).
 
 Architectures: ` + strings.Join(models.ArchNames(), ", ") + `
 Optimizers:    ` + strings.Join(models.Optimizers(), ", ") + ` (Keras defaults; --momentum for sgd)`,
@@ -62,6 +63,7 @@ Optimizers:    ` + strings.Join(models.Optimizers(), ", ") + ` (Keras defaults; 
 	f.IntVar(&c.Batch, "batch", 128, "batch size")
 	f.IntVar(&c.Epochs, "epochs", 10, "number of epochs")
 	f.Int64Var(&c.Seed, "seed", 1, "seed of the weights, the shuffle and dropout")
+	f.IntVar(&c.Threads, "threads", 0, "threads the training uses (0: every core); the results do not depend on it")
 	f.StringVar(&opts.Data, "data", "", "directory with the Fashion-MNIST IDX files (default: $FMTUNE_DATA, the system copy, the user cache)")
 	f.IntVar(&opts.Val, "val", data.DefaultVal, "validation images, taken from the end of the training file")
 	f.IntVar(&opts.TrainLimit, "train-limit", 0, "train on only the first N training images (0: all)")

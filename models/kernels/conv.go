@@ -26,6 +26,10 @@ func (g ConvGeom) Cols() int { return g.K * g.K * g.C }
 // contiguous values, so a patch is K copies.
 func Im2col(g ConvGeom, x, col []float32) {
 	n := len(x) / g.InSize()
+	if useNative && n > 0 {
+		nativeIm2col(g, x[:n*g.InSize()], col[:n*g.ColSize()], n)
+		return
+	}
 	oh, ow, kc := g.OH(), g.OW(), g.K*g.C
 	row := 0
 	for img := range n {
@@ -116,6 +120,11 @@ func MaxPool2(x []float32, h, w, c int, y []float32, arg []int32) {
 // and to zero everywhere else, in one pass.
 func MaxPool2Grad(dy []float32, arg []int32, h, w, c int, dx []float32) {
 	n := len(dx) / (h * w * c)
+	if useNative && n > 0 {
+		size := n * (h / 2) * (w / 2) * c
+		nativeMaxPool2Grad(dy[:size], arg[:size], n, h, w, c, dx[:n*h*w*c])
+		return
+	}
 	oh, ow := h/2, w/2
 	if h%2 != 0 || w%2 != 0 {
 		clear(dx) // the dropped last row or column gets no gradient

@@ -298,7 +298,12 @@ func TestTeamRunsEveryChunkOnce(t *testing.T) {
 		team.Activate()
 		var counts [100]atomic.Int32
 		for range 50 {
-			team.Run(len(counts), func(c int) { counts[c].Add(1) })
+			team.Run(len(counts), func(c, w int) {
+				if w < 0 || w >= MaxThreads() {
+					t.Errorf("worker %d", w)
+				}
+				counts[c].Add(1)
+			})
 		}
 		team.Deactivate()
 		for c := range counts {
@@ -327,7 +332,7 @@ func TestTeamAllocatesNothing(t *testing.T) {
 
 type summer struct {
 	v  []float32
-	fn func(int)
+	fn func(int, int)
 }
 
-func (s *summer) chunk(c int) { s.v[c*8] += 1 }
+func (s *summer) chunk(c, _ int) { s.v[c*8] += 1 }

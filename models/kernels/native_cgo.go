@@ -162,6 +162,33 @@ CLONES void fm_maxpool2(const float *restrict x, long n, long h, long w, long c,
 			}
 }
 
+CLONES void fm_maxpool2_grad(const float *restrict dy, const int32_t *restrict arg, long n, long h, long w, long c, float *restrict dx) {
+	long oh = h / 2, ow = w / 2, out = 0;
+	if (h % 2 != 0 || w % 2 != 0) memset(dx, 0, n * h * w * c * sizeof(float));
+	for (long img = 0; img < n; img++)
+		for (long oy = 0; oy < oh; oy++)
+			for (long ox = 0; ox < ow; ox++) {
+				long a = ((img * h + 2 * oy) * w + 2 * ox) * c, b = a + c, cc = a + w * c, d = cc + c;
+				for (long ch = 0; ch < c; ch++) {
+					dx[a + ch] = 0; dx[b + ch] = 0; dx[cc + ch] = 0; dx[d + ch] = 0;
+				}
+				for (long ch = 0; ch < c; ch++) dx[arg[out + ch]] = dy[out + ch];
+				out += c;
+			}
+}
+
+CLONES void fm_im2col(const float *restrict x, float *restrict col, long n, long h, long w, long c, long k) {
+	long oh = h - k + 1, ow = w - k + 1, kc = k * c, row = 0;
+	for (long img = 0; img < n; img++)
+		for (long oy = 0; oy < oh; oy++)
+			for (long ox = 0; ox < ow; ox++)
+				for (long ky = 0; ky < k; ky++) {
+					const float *restrict src = x + ((img * h + oy + ky) * w + ox) * c;
+					for (long i = 0; i < kc; i++) col[row + i] = src[i];
+					row += kc;
+				}
+}
+
 CLONES void fm_col2im(const float *restrict dcol, float *restrict dx, long n, long h, long w, long c, long k) {
 	long oh = h - k + 1, ow = w - k + 1, kc = k * c, row = 0;
 	memset(dx, 0, n * h * w * c * sizeof(float));
@@ -230,4 +257,12 @@ func nativeMaxPool2(x []float32, n, h, w, c int, y []float32, arg []int32) {
 
 func nativeCol2im(g ConvGeom, dcol, dx []float32, n int) {
 	C.fm_col2im(fp(dcol), fp(dx), C.long(n), C.long(g.H), C.long(g.W), C.long(g.C), C.long(g.K))
+}
+
+func nativeMaxPool2Grad(dy []float32, arg []int32, n, h, w, c int, dx []float32) {
+	C.fm_maxpool2_grad(fp(dy), (*C.int32_t)(unsafe.Pointer(unsafe.SliceData(arg))), C.long(n), C.long(h), C.long(w), C.long(c), fp(dx))
+}
+
+func nativeIm2col(g ConvGeom, x, col []float32, n int) {
+	C.fm_im2col(fp(x), fp(col), C.long(n), C.long(g.H), C.long(g.W), C.long(g.C), C.long(g.K))
 }

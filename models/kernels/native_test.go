@@ -94,7 +94,20 @@ func TestNativeMatchesGo(t *testing.T) {
 		}
 		return [][]float32{y, argf}
 	})
+	both("MaxPool2Grad", func() [][]float32 {
+		y := make([]float32, 3*(h/2)*(wd/2)*c)
+		arg := make([]int32, len(y))
+		MaxPool2(x, h, wd, c, y, arg)
+		dx := randomSlice(r, len(x))
+		MaxPool2Grad(y, arg, h, wd, c, dx)
+		return [][]float32{dx}
+	})
 	geom := ConvGeom{H: h, W: wd, C: c, K: 3, F: 4}
+	both("Im2col", func() [][]float32 { col := make([]float32, 3*geom.ColSize()); Im2col(geom, x, col); return [][]float32{col} })
 	dcol := randomSlice(r, 3*geom.ColSize())
-	both("Col2im", func() [][]float32 { dx := randomSlice(r, 3*geom.InSize()); Col2im(geom, dcol, dx); return [][]float32{dx} })
+	both("Col2im", func() [][]float32 {
+		dx := randomSlice(r, 3*geom.InSize())
+		Col2im(geom, dcol, dx)
+		return [][]float32{dx}
+	})
 }

@@ -43,7 +43,7 @@ func (t *Team) Deactivate() {
 
 // Size is the number of threads Run would use now.
 func (t *Team) Size() int {
-	cores := runtime.GOMAXPROCS(0)
+	cores := MaxThreads()
 	n := t.Threads
 	if n <= 0 {
 		n = cores / max(int(activeTeams.Load()), 1)
@@ -51,14 +51,16 @@ func (t *Team) Size() int {
 	return max(1, min(n, cores))
 }
 
-// Run calls fn(c) for every chunk c in [0, n), spread over the team's
-// threads, and returns when all are done. fn must be safe to call for
-// different chunks at once; a method value stored once avoids allocating.
-func (t *Team) Run(n int, fn func(chunk int)) {
+// Run calls fn(c, w) for every chunk c in [0, n), spread over the team's
+// threads, and returns when all are done. w, in [0, MaxThreads()), tells
+// which thread runs the chunk (for per-thread scratch buffers); no two
+// chunks run on one w at once. fn must be safe to call for different
+// chunks at once; a method value stored once avoids allocating.
+func (t *Team) Run(n int, fn func(chunk, worker int)) {
 	size := t.Size()
 	if n <= 1 || size == 1 {
 		for c := range n {
-			fn(c)
+			fn(c, 0)
 		}
 		return
 	}
@@ -66,56 +68,65 @@ func (t *Team) Run(n int, fn func(chunk int)) {
 	j.fn, j.n = fn, int64(n)
 	j.next.Store(0)
 	p := helpers()
-	for range min(size, n) - 1 {
+	for w := 1; w < min(size, n); w++ {
 		select {
 		case h := <-p:
 			j.wg.Add(1)
-			h <- j
+			h <- handoff{j, w}
 			continue
 		default:
 		}
 		break
 	}
-	j.work()
+	j.work(0)
 	j.wg.Wait()
 	j.fn = nil
 }
 
+// MaxThreads is the most threads any Team runs: GOMAXPROCS at first use.
+func MaxThreads() int { return cap(helpers()) + 1 }
+
 type job struct {
-	fn   func(int)
+	fn   func(chunk, worker int)
 	n    int64
 	next atomic.Int64
 	wg   sync.WaitGroup
 }
 
 // work runs chunks until none are left.
-func (j *job) work() {
+func (j *job) work(worker int) {
 	for {
 		c := j.next.Add(1) - 1
 		if c >= j.n {
 			return
 		}
-		j.fn(int(c))
+		j.fn(int(c), worker)
 	}
+}
+
+// handoff gives a helper a job and its worker number.
+type handoff struct {
+	j      *job
+	worker int
 }
 
 var (
 	poolOnce sync.Once
-	idle     chan chan *job // idle helpers, each waiting on its own channel
+	idle     chan chan handoff // idle helpers, each waiting on its own channel
 )
 
 // helpers returns the pool of idle helpers, starting GOMAXPROCS-1 of them
 // on first use.
-func helpers() chan chan *job {
+func helpers() chan chan handoff {
 	poolOnce.Do(func() {
 		n := max(runtime.GOMAXPROCS(0)-1, 0)
-		idle = make(chan chan *job, n)
+		idle = make(chan chan handoff, n)
 		for range n {
-			h := make(chan *job)
+			h := make(chan handoff)
 			go func() {
-				for j := range h {
-					j.work()
-					j.wg.Done()
+				for ho := range h {
+					ho.j.work(ho.worker)
+					ho.j.wg.Done()
 					idle <- h
 				}
 			}()
