@@ -443,8 +443,8 @@ type convPoolGradOp struct {
 	dp           []float32   // dy * relu'(y), pooled shape
 	dz           [][]float32 // per thread: the gradient of a chunk's conv output
 	dcol         [][]float32 // per thread: the gradient of a chunk's patch matrix
-	dwPart       []float32 // one dw per chunk
-	dbPart       []float32 // one db per chunk
+	dwPart       []float32   // one dw per chunk
+	dbPart       []float32   // one db per chunk
 
 	w, y, dy []float32
 	chunkF   func(int, int)

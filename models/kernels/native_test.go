@@ -103,7 +103,11 @@ func TestNativeMatchesGo(t *testing.T) {
 		return [][]float32{dx}
 	})
 	geom := ConvGeom{H: h, W: wd, C: c, K: 3, F: 4}
-	both("Im2col", func() [][]float32 { col := make([]float32, 3*geom.ColSize()); Im2col(geom, x, col); return [][]float32{col} })
+	both("Im2col", func() [][]float32 {
+		col := make([]float32, 3*geom.ColSize())
+		Im2col(geom, x, col)
+		return [][]float32{col}
+	})
 	dcol := randomSlice(r, 3*geom.ColSize())
 	both("Col2im", func() [][]float32 {
 		dx := randomSlice(r, 3*geom.InSize())
