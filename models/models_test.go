@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -254,7 +253,7 @@ func TestDropoutScaling(t *testing.T) {
 	vm := G.NewTapeMachine(g)
 	graphMu.Unlock()
 
-	kernels.DropoutMask(b.drops[0].mask, b.drops[0].rate, rand.New(rand.NewPCG(5, 6)))
+	kernels.DropoutMask(b.drops[0].mask, b.drops[0].rate, kernels.NewPCG(5, 6))
 	if b.drops[0].rate != p {
 		t.Fatalf("rate %v", b.drops[0].rate)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"time"
 
 	"github.com/fmtune/fmtune/data"
@@ -59,11 +58,11 @@ func (e *DivergedError) Is(target error) bool { return target == ErrDiverged }
 // seed: weights (NewModel), the shuffle of each epoch and dropout masks.
 type randSource struct {
 	seed int64
-	drop *rand.Rand
+	drop *kernels.PCG // math/rand/v2's PCG stream, drawn from in C too
 }
 
 func newRandSource(seed int64) *randSource {
-	return &randSource{seed: seed, drop: rand.New(rand.NewPCG(uint64(seed), 0xd1b54a32d192ed03))}
+	return &randSource{seed: seed, drop: kernels.NewPCG(uint64(seed), 0xd1b54a32d192ed03)}
 }
 
 // shuffleSeed is the seed of epoch's shuffle.

@@ -265,9 +265,19 @@ func TestSoftmaxXent(t *testing.T) {
 	assertNear(t, "dx", dx, want, 1e-6)
 }
 
+// TestPCGIsMathRandPCG: same seeds, same stream as math/rand/v2.
+func TestPCGIsMathRandPCG(t *testing.T) {
+	ours, theirs := NewPCG(7, 0xd1b54a32d192ed03), rand.NewPCG(7, 0xd1b54a32d192ed03)
+	for i := range 1000 {
+		if a, b := ours.Uint64(), theirs.Uint64(); a != b {
+			t.Fatalf("draw %d: %x, math/rand/v2 %x", i, a, b)
+		}
+	}
+}
+
 func TestDropoutMask(t *testing.T) {
 	mask := make([]float32, 100000)
-	DropoutMask(mask, 0.25, rand.New(rand.NewPCG(1, 2)))
+	DropoutMask(mask, 0.25, NewPCG(1, 2))
 	zeros := 0
 	for _, v := range mask {
 		switch v {
@@ -282,9 +292,9 @@ func TestDropoutMask(t *testing.T) {
 		t.Errorf("dropped fraction %.4f, want 0.25", f)
 	}
 	again := make([]float32, len(mask))
-	DropoutMask(again, 0.25, rand.New(rand.NewPCG(1, 2)))
+	DropoutMask(again, 0.25, NewPCG(1, 2))
 	other := make([]float32, len(mask))
-	DropoutMask(other, 0.25, rand.New(rand.NewPCG(3, 2)))
+	DropoutMask(other, 0.25, NewPCG(3, 2))
 	if !slices.Equal(mask, again) || slices.Equal(mask, other) {
 		t.Errorf("seeded masks: same seed equal %v, other seed equal %v", slices.Equal(mask, again), slices.Equal(mask, other))
 	}

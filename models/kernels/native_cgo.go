@@ -189,6 +189,24 @@ CLONES void fm_im2col(const float *restrict x, float *restrict col, long n, long
 				}
 }
 
+// fm_dropout_mask is DropoutMask with kernels.PCG's generator.
+void fm_dropout_mask(float *restrict mask, long n, uint64_t threshold, float scale, uint64_t *restrict state) {
+	const unsigned __int128 mul = ((unsigned __int128)2549297995355413924ULL << 64) | 4865540595714422341ULL;
+	const unsigned __int128 inc = ((unsigned __int128)6364136223846793005ULL << 64) | 1442695040888963407ULL;
+	unsigned __int128 s = ((unsigned __int128)state[0] << 64) | state[1];
+	for (long i = 0; i < n; i++) {
+		s = s * mul + inc;
+		uint64_t hi = (uint64_t)(s >> 64), lo = (uint64_t)s;
+		hi ^= hi >> 32;
+		hi *= 0xda942042e4dd58b5ULL;
+		hi ^= hi >> 48;
+		hi *= lo | 1;
+		mask[i] = (hi >> 11) < threshold ? 0 : scale;
+	}
+	state[0] = (uint64_t)(s >> 64);
+	state[1] = (uint64_t)s;
+}
+
 CLONES void fm_col2im(const float *restrict dcol, float *restrict dx, long n, long h, long w, long c, long k) {
 	long oh = h - k + 1, ow = w - k + 1, kc = k * c, row = 0;
 	memset(dx, 0, n * h * w * c * sizeof(float));
@@ -265,4 +283,10 @@ func nativeMaxPool2Grad(dy []float32, arg []int32, n, h, w, c int, dx []float32)
 
 func nativeIm2col(g ConvGeom, x, col []float32, n int) {
 	C.fm_im2col(fp(x), fp(col), C.long(n), C.long(g.H), C.long(g.W), C.long(g.C), C.long(g.K))
+}
+
+func nativeDropoutMask(mask []float32, threshold uint64, scale float32, r *PCG) {
+	state := [2]C.uint64_t{C.uint64_t(r.hi), C.uint64_t(r.lo)}
+	C.fm_dropout_mask(fp(mask), C.long(len(mask)), C.uint64_t(threshold), C.float(scale), &state[0])
+	r.hi, r.lo = uint64(state[0]), uint64(state[1])
 }

@@ -23,3 +23,6 @@ func nativeMaxPool2Grad(dy []float32, arg []int32, n, h, w, c int, dx []float32)
 	panic("no C kernels")
 }
 func nativeIm2col(g ConvGeom, x, col []float32, n int) { panic("no C kernels") }
+func nativeDropoutMask(mask []float32, threshold uint64, scale float32, r *PCG) {
+	panic("no C kernels")
+}

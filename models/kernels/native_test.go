@@ -102,6 +102,12 @@ func TestNativeMatchesGo(t *testing.T) {
 		MaxPool2Grad(y, arg, h, wd, c, dx)
 		return [][]float32{dx}
 	})
+	both("DropoutMask", func() [][]float32 {
+		mask := make([]float32, n)
+		r := NewPCG(5, 6)
+		DropoutMask(mask, 0.3, r)
+		return [][]float32{mask, {float32(r.Uint64())}} // the state moved on alike
+	})
 	geom := ConvGeom{H: h, W: wd, C: c, K: 3, F: 4}
 	both("Im2col", func() [][]float32 {
 		col := make([]float32, 3*geom.ColSize())
