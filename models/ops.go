@@ -324,11 +324,12 @@ type convPoolOp struct {
 	dw, db    []float32
 	team      *kernels.Team
 
-	col   []float32   // im2col of x: kept whole for the gradient of w when training, else per thread
-	z     [][]float32 // per thread: the conv of a chunk, before pooling and bias
-	arg   []int32     // argmax of each pooling window, relative to its chunk
-	train bool        // keep col for the backward pass
-	y     buffer
+	direct bool        // one input channel and no input gradient: kernels.Conv1, no patch matrix
+	col    []float32   // im2col of x: kept whole for the gradient of w when training, else per thread
+	z      [][]float32 // per thread: the conv of a chunk, before pooling and bias
+	arg    []int32     // argmax of each pooling window, relative to its chunk
+	train  bool        // keep col for the backward pass
+	y      buffer
 
 	x, w, b  []float32
 	forwardF func(int, int)
@@ -347,9 +348,12 @@ func newConvPoolOp(team *kernels.Team, xShape tensor.Shape, k, filters int, trai
 		arg: make([]int32, n*o2(g)),
 		y:   newBuffer(tensor.Shape{n, g.OH() / 2, g.OW() / 2, filters}, nil),
 	}
-	if train {
+	switch {
+	case g.C == 1 && !inputGrad:
+		o.direct = true
+	case train:
 		o.col = make([]float32, n*g.ColSize())
-	} else {
+	default:
 		o.col = make([]float32, kernels.MaxThreads()*convChunk*g.ColSize())
 	}
 	o.forwardF = o.forwardChunk
@@ -390,16 +394,21 @@ func (o *convPoolOp) UsePreallocDo(_ G.Value, in ...G.Value) (G.Value, error) {
 func (o *convPoolOp) forwardChunk(c, w int) {
 	g := o.g
 	i0, i1 := c*convChunk, min((c+1)*convChunk, o.n)
-	var col []float32
-	if o.train {
-		col = o.col[i0*g.ColSize() : i1*g.ColSize()]
-	} else {
-		col = o.col[w*convChunk*g.ColSize():][:(i1-i0)*g.ColSize()]
-	}
 	z := o.z[w][:(i1-i0)*g.OutSize()]
 	y := o.y.d[i0*o2(g) : i1*o2(g)]
-	kernels.Im2col(g, o.x[i0*g.InSize():i1*g.InSize()], col)
-	kernels.Gemm(false, false, (i1-i0)*g.Rows(), g.F, g.Cols(), 1, col, g.Cols(), o.w, g.F, 0, z, g.F)
+	x := o.x[i0*g.InSize() : i1*g.InSize()]
+	if o.direct {
+		kernels.Conv1(g, x, o.w, z)
+	} else {
+		var col []float32
+		if o.train {
+			col = o.col[i0*g.ColSize() : i1*g.ColSize()]
+		} else {
+			col = o.col[w*convChunk*g.ColSize():][:(i1-i0)*g.ColSize()]
+		}
+		kernels.Im2col(g, x, col)
+		kernels.Gemm(false, false, (i1-i0)*g.Rows(), g.F, g.Cols(), 1, col, g.Cols(), o.w, g.F, 0, z, g.F)
+	}
 	// The bias is the same over a pooling window, so it is added after
 	// pooling: max(z+b) = max(z)+b, on a quarter of the values.
 	kernels.MaxPool2(z, g.OH(), g.OW(), g.F, y, o.arg[i0*o2(g):i1*o2(g)])
@@ -509,8 +518,13 @@ func (o *convPoolGradOp) chunk(c, w int) {
 	kernels.ColSum(o.dbPart[c*g.F:(c+1)*g.F], o.dp[p0:p1])
 	dz := o.dz[w][:(i1-i0)*g.OutSize()]
 	kernels.MaxPool2Grad(o.dp[p0:p1], f.arg[p0:p1], g.OH(), g.OW(), g.F, dz)
-	col := f.col[i0*g.ColSize() : i1*g.ColSize()]
-	kernels.Gemm(true, false, g.Cols(), g.F, rows, 1, col, g.Cols(), dz, g.F, 0, o.dwPart[c*g.Cols()*g.F:], g.F)
+	dwPart := o.dwPart[c*g.Cols()*g.F : (c+1)*g.Cols()*g.F]
+	if f.direct {
+		kernels.Conv1WeightGrad(g, f.x[i0*g.InSize():i1*g.InSize()], dz, dwPart)
+	} else {
+		col := f.col[i0*g.ColSize() : i1*g.ColSize()]
+		kernels.Gemm(true, false, g.Cols(), g.F, rows, 1, col, g.Cols(), dz, g.F, 0, dwPart, g.F)
+	}
 	if f.inputGrad {
 		dcol := o.dcol[w][:(i1-i0)*g.ColSize()]
 		kernels.Gemm(false, true, rows, g.Cols(), g.F, 1, dz, g.F, o.w, g.F, 0, dcol, g.Cols())

@@ -25,15 +25,36 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 		return d
 	}
 	const n = 2
-	vals := []*tensor.Dense{
-		randT(n, 7, 7, 2), // x
-		randT(3*3*2, 3),   // conv kernel
-		randT(3),          // conv bias
-		randT(2*2*3, 5),   // dense, sigmoid
-		randT(5),          // dense bias
-		randT(5, 4),       // dense, linear
-		randT(4),          // dense bias
-	}
+	t.Run("two channels, input gradient", func(t *testing.T) {
+		checkGradients(t, n, false, []*tensor.Dense{
+			randT(n, 7, 7, 2), // x
+			randT(3*3*2, 3),   // conv kernel
+			randT(3),          // conv bias
+			randT(2*2*3, 5),   // dense, sigmoid
+			randT(5),          // dense bias
+			randT(5, 4),       // dense, linear
+			randT(4),          // dense bias
+		})
+	})
+	t.Run("one channel, direct convolution", func(t *testing.T) {
+		checkGradients(t, n, true, []*tensor.Dense{
+			randT(n, 8, 7, 1), // x: the graph's input, no gradient
+			randT(3*3*1, 3),   // conv kernel
+			randT(3),          // conv bias
+			randT(3*2*3, 5),   // dense, sigmoid
+			randT(5),          // dense bias
+			randT(5, 4),       // dense, linear
+			randT(4),          // dense bias
+		})
+	})
+}
+
+// checkGradients builds conv+pool -> dense sigmoid -> dense -> softmax
+// cross-entropy on vals (x, then the weights), runs it on gorgonia's
+// TapeMachine with two threads per operator, and compares each gradient
+// with central finite differences of the loss. With xIsInput, x is the
+// graph's input (no gradient, the first layer's shortcuts apply).
+func checkGradients(t *testing.T, n int, xIsInput bool, vals []*tensor.Dense) {
 	target := tensor.New(tensor.WithShape(n, 4), tensor.Of(tensor.Float32))
 	target.Data().([]float32)[2] = 0.5 // example 0: class 2, mean over 2
 	target.Data().([]float32)[4+1] = 0.5
@@ -46,8 +67,11 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 			G.WithValue(v), G.WithName(string(rune('a'+i)))))
 	}
 	tn := G.NewTensor(g, tensor.Float32, 2, G.WithShape(n, 4), G.WithValue(target), G.WithName("t"))
-	// x is not the graph's input here, so its gradient is computed too.
 	b := &builder{g: g, team: &kernels.Team{Threads: 2}, grads: map[*G.Node][]float32{}}
+	wrt := nodes
+	if xIsInput {
+		b.input, wrt = nodes[0], nodes[1:]
+	}
 	h := b.convPool(nodes[0], nodes[1], nodes[2])
 	h = b.dense(h, nodes[3], nodes[4], kernels.Sigmoid)
 	logits := b.dense(h, nodes[5], nodes[6], kernels.Linear)
@@ -57,7 +81,7 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 		graphMu.Unlock()
 		t.Fatal(b.err)
 	}
-	grads, err := G.Grad(loss, nodes...)
+	grads, err := G.Grad(loss, wrt...)
 	if err != nil {
 		graphMu.Unlock()
 		t.Fatal(err)
@@ -83,7 +107,7 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 		analytic[i] = append([]float32(nil), d...)
 	}
 	const eps = 1e-3
-	for i, v := range vals {
+	for i, v := range vals[len(vals)-len(wrt):] {
 		w := v.Data().([]float32)
 		checked := 0
 		for j := 0; j < len(w); j += 1 + len(w)/40 {

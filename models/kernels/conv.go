@@ -147,3 +147,66 @@ func MaxPool2Grad(dy []float32, arg []int32, h, w, c int, dx []float32) {
 		}
 	}
 }
+
+// Conv1 is a k×k valid convolution of single-channel images x (n images
+// H×W; g.C must be 1) computed directly, without a patch matrix: z (n ×
+// OH×OW×F) gets, per output pixel, the sum over the k*k taps in order of
+// pixel times kernel row. A patch matrix of one channel is only k*k
+// columns wide, a shape on which matrix products run at a third of their
+// speed.
+func Conv1(g ConvGeom, x, w, z []float32) {
+	n := len(x) / g.InSize()
+	if useNative && n > 0 {
+		nativeConv1(g, x[:n*g.InSize()], w[:g.Cols()*g.F], z[:n*g.OutSize()], n)
+		return
+	}
+	oh, ow, f := g.OH(), g.OW(), g.F
+	for img := range n {
+		xi := x[img*g.H*g.W : (img+1)*g.H*g.W]
+		for oy := range oh {
+			for ox := range ow {
+				out := z[((img*oh+oy)*ow+ox)*f:][:f]
+				clear(out)
+				for ky := range g.K {
+					for kx := range g.K {
+						xv := xi[(oy+ky)*g.W+ox+kx]
+						wr := w[(ky*g.K+kx)*f:][:f]
+						for j, wv := range wr {
+							out[j] += xv * wv
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// Conv1WeightGrad sets dw (k*k × F) to the gradient of Conv1's kernel:
+// the sum over the output pixels, in order, of each tap's input pixel
+// times the output gradient dz.
+func Conv1WeightGrad(g ConvGeom, x, dz, dw []float32) {
+	n := len(x) / g.InSize()
+	clear(dw)
+	if useNative && n > 0 {
+		nativeConv1WeightGrad(g, x[:n*g.InSize()], dz[:n*g.OutSize()], dw[:g.Cols()*g.F], n)
+		return
+	}
+	oh, ow, f := g.OH(), g.OW(), g.F
+	for img := range n {
+		xi := x[img*g.H*g.W : (img+1)*g.H*g.W]
+		for oy := range oh {
+			for ox := range ow {
+				d := dz[((img*oh+oy)*ow+ox)*f:][:f]
+				for ky := range g.K {
+					for kx := range g.K {
+						xv := xi[(oy+ky)*g.W+ox+kx]
+						wr := dw[(ky*g.K+kx)*f:][:f]
+						for j, dv := range d {
+							wr[j] += xv * dv
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -184,6 +184,27 @@ func TestIm2colConvAndAdjoint(t *testing.T) {
 	}
 }
 
+// TestConv1 checks the direct one-channel convolution and its kernel
+// gradient against the reference convolution and against im2col + GEMM.
+func TestConv1(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	g := ConvGeom{H: 7, W: 6, C: 1, K: 3, F: 5}
+	const n = 3
+	x, w := randomSlice(r, n*g.InSize()), randomSlice(r, g.Cols()*g.F)
+	z := make([]float32, n*g.OutSize())
+	Conv1(g, x, w, z)
+	assertNear(t, "conv", z, refConv(g, x, w), 1e-5)
+
+	dz := randomSlice(r, len(z))
+	dw := randomSlice(r, len(w)) // overwritten
+	Conv1WeightGrad(g, x, dz, dw)
+	col := make([]float32, n*g.ColSize())
+	Im2col(g, x, col)
+	zeros := make([]float32, len(w))
+	want := refGemm(true, false, g.Cols(), g.F, n*g.Rows(), 1, col, g.Cols(), dz, g.F, 0, zeros, g.F)
+	assertNear(t, "dw", dw, want, 1e-5)
+}
+
 func TestMaxPool2(t *testing.T) {
 	r := rand.New(rand.NewPCG(4, 4))
 	const n, h, w, c = 2, 5, 7, 3 // odd sizes: the last row and column are dropped

@@ -207,6 +207,41 @@ void fm_dropout_mask(float *restrict mask, long n, uint64_t threshold, float sca
 	state[1] = (uint64_t)s;
 }
 
+CLONES void fm_conv1(const float *restrict x, const float *restrict w, float *restrict z, long n, long h, long wd, long k, long f) {
+	long oh = h - k + 1, ow = wd - k + 1;
+	for (long img = 0; img < n; img++) {
+		const float *restrict xi = x + img * h * wd;
+		for (long oy = 0; oy < oh; oy++)
+			for (long ox = 0; ox < ow; ox++) {
+				float *restrict out = z + ((img * oh + oy) * ow + ox) * f;
+				for (long j = 0; j < f; j++) out[j] = 0;
+				for (long ky = 0; ky < k; ky++)
+					for (long kx = 0; kx < k; kx++) {
+						float xv = xi[(oy + ky) * wd + ox + kx];
+						const float *restrict wr = w + (ky * k + kx) * f;
+						for (long j = 0; j < f; j++) out[j] = out[j] + xv * wr[j];
+					}
+			}
+	}
+}
+
+CLONES void fm_conv1_wgrad(const float *restrict x, const float *restrict dz, float *restrict dw, long n, long h, long wd, long k, long f) {
+	long oh = h - k + 1, ow = wd - k + 1;
+	for (long img = 0; img < n; img++) {
+		const float *restrict xi = x + img * h * wd;
+		for (long oy = 0; oy < oh; oy++)
+			for (long ox = 0; ox < ow; ox++) {
+				const float *restrict d = dz + ((img * oh + oy) * ow + ox) * f;
+				for (long ky = 0; ky < k; ky++)
+					for (long kx = 0; kx < k; kx++) {
+						float xv = xi[(oy + ky) * wd + ox + kx];
+						float *restrict wr = dw + (ky * k + kx) * f;
+						for (long j = 0; j < f; j++) wr[j] = wr[j] + xv * d[j];
+					}
+			}
+	}
+}
+
 CLONES void fm_col2im(const float *restrict dcol, float *restrict dx, long n, long h, long w, long c, long k) {
 	long oh = h - k + 1, ow = w - k + 1, kc = k * c, row = 0;
 	memset(dx, 0, n * h * w * c * sizeof(float));
@@ -289,4 +324,12 @@ func nativeDropoutMask(mask []float32, threshold uint64, scale float32, r *PCG) 
 	state := [2]C.uint64_t{C.uint64_t(r.hi), C.uint64_t(r.lo)}
 	C.fm_dropout_mask(fp(mask), C.long(len(mask)), C.uint64_t(threshold), C.float(scale), &state[0])
 	r.hi, r.lo = uint64(state[0]), uint64(state[1])
+}
+
+func nativeConv1(g ConvGeom, x, w, z []float32, n int) {
+	C.fm_conv1(fp(x), fp(w), fp(z), C.long(n), C.long(g.H), C.long(g.W), C.long(g.K), C.long(g.F))
+}
+
+func nativeConv1WeightGrad(g ConvGeom, x, dz, dw []float32, n int) {
+	C.fm_conv1_wgrad(fp(x), fp(dz), fp(dw), C.long(n), C.long(g.H), C.long(g.W), C.long(g.K), C.long(g.F))
 }

@@ -26,3 +26,5 @@ func nativeIm2col(g ConvGeom, x, col []float32, n int) { panic("no C kernels") }
 func nativeDropoutMask(mask []float32, threshold uint64, scale float32, r *PCG) {
 	panic("no C kernels")
 }
+func nativeConv1(g ConvGeom, x, w, z []float32, n int)             { panic("no C kernels") }
+func nativeConv1WeightGrad(g ConvGeom, x, dz, dw []float32, n int) { panic("no C kernels") }
