@@ -43,6 +43,15 @@ type BenchResult struct {
 	GemmShare     float64 `json:"gemm_share"`      // share of the threads' time spent in matrix products
 	BLAS          string  `json:"blas"`
 	Data          string  `json:"data"` // "real" or "synthetic"
+	// Ops is the time per step of each operator of the training graph, in
+	// execution order (forward, then backward), and of the optimizer.
+	Ops []OpTime `json:"ops"`
+}
+
+// OpTime is the wall time one operator takes per training step.
+type OpTime struct {
+	Op string  `json:"op"`
+	Ms float64 `json:"ms"`
 }
 
 // BLASName is the BLAS implementation in use: "openblas" when built with
@@ -123,6 +132,24 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	res.Seconds = time.Since(start).Seconds()
 	gemm := kernels.StopGemmTiming()
 	runtime.ReadMemStats(&after)
+
+	// The same steps again, timing each operator: the breakdown.
+	tr.tg.plan.timed = true
+	opStart := time.Now()
+	for i := range cfg.Batches {
+		if err := step(cfg.Warmup + cfg.Batches + i); err != nil {
+			return res, err
+		}
+	}
+	var inGraph time.Duration
+	for _, s := range tr.tg.plan.steps {
+		if s.took > 0 {
+			res.Ops = append(res.Ops, OpTime{Op: s.name, Ms: 1000 * s.took.Seconds() / float64(cfg.Batches)})
+			inGraph += s.took
+		}
+	}
+	rest := time.Since(opStart) - inGraph
+	res.Ops = append(res.Ops, OpTime{Op: "gather batch + optimizer (" + cfg.Optimizer + ")", Ms: 1000 * rest.Seconds() / float64(cfg.Batches)})
 	n := float64(cfg.Batches)
 	res.SamplesPerSec = n * float64(cfg.Batch) / res.Seconds
 	res.MsPerBatch = 1000 * res.Seconds / n

@@ -327,7 +327,7 @@ type convPoolOp struct {
 	direct bool        // one input channel and no input gradient: kernels.Conv1, no patch matrix
 	col    []float32   // im2col of x: kept whole for the gradient of w when training, else per thread
 	z      [][]float32 // per thread: the conv of a chunk, before pooling and bias
-	arg    []int32     // argmax of each pooling window, relative to its chunk
+	arg    []uint8     // which element of each pooling window was its maximum
 	train  bool        // keep col for the backward pass
 	y      buffer
 
@@ -345,7 +345,7 @@ func newConvPoolOp(team *kernels.Team, xShape tensor.Shape, k, filters int, trai
 		opBase: opBase{name: fmt.Sprintf("ConvPool(%d,%+v)", n, g)},
 		n:      n, g: g, inputGrad: inputGrad, dw: dw, db: db, team: team, train: train,
 		z:   perThread(convChunk * g.OutSize()),
-		arg: make([]int32, n*o2(g)),
+		arg: make([]uint8, n*o2(g)),
 		y:   newBuffer(tensor.Shape{n, g.OH() / 2, g.OW() / 2, filters}, nil),
 	}
 	switch {

@@ -3,6 +3,7 @@ package models
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	G "gorgonia.org/gorgonia"
 )
@@ -15,6 +16,7 @@ import (
 // work to another OS thread and back (two futex wake-ups), and appends
 // each instruction's inputs to a new slice. A plan run allocates nothing.
 type plan struct {
+	timed bool // record each step's time in planStep.took (for benchmarks)
 	steps []planStep
 	vals  []G.Value     // each node's current value, in execution order
 	index map[int64]int // node ID -> position in vals
@@ -22,10 +24,11 @@ type plan struct {
 
 type planStep struct {
 	op   G.Op
-	in   []int     // positions of the inputs in vals
-	args []G.Value // the argument list, refilled before each call
-	out  int       // position of the result in vals
-	name string    // the node, for errors
+	in   []int         // positions of the inputs in vals
+	args []G.Value     // the argument list, refilled before each call
+	out  int           // position of the result in vals
+	name string        // the node, for errors
+	took time.Duration // with plan.timed: the time spent in op
 }
 
 // newPlan orders g's nodes so that every node comes after its inputs.
@@ -68,7 +71,14 @@ func (p *plan) run() error {
 		for a, j := range s.in {
 			s.args[a] = p.vals[j]
 		}
+		var start time.Time
+		if p.timed {
+			start = time.Now()
+		}
 		v, err := s.op.Do(s.args...)
+		if p.timed {
+			s.took += time.Since(start)
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}

@@ -26,6 +26,7 @@ type BenchOptions struct {
 	Threads   int
 	Data      string
 	Synthetic bool
+	Ops       bool
 	JSON      bool
 
 	Out, Err io.Writer
@@ -64,7 +65,8 @@ build with -tags openblas for OpenBLAS.`,
 	f.IntVar(&opts.Threads, "threads", 0, "threads of the trial (0: every core)")
 	f.StringVar(&opts.Data, "data", "", "directory with the Fashion-MNIST IDX files")
 	f.BoolVar(&opts.Synthetic, "synthetic", false, "use random images instead of the real data")
-	f.BoolVar(&opts.JSON, "json", false, "print JSON")
+	f.BoolVar(&opts.Ops, "ops", false, "also print the time of each operator per step (forward, backward, optimizer)")
+	f.BoolVar(&opts.JSON, "json", false, "print JSON (always with the operators' times)")
 	return cmd
 }
 
@@ -138,6 +140,11 @@ func benchRun(ctx context.Context, opts *BenchOptions) error {
 		if !opts.JSON { // a row per architecture as soon as it is measured
 			fmt.Fprintf(opts.Out, "%-12s %9s %11s %9.2f %7.0f %8.1f %5.0f%% %8d\n", r.Arch, thousands(r.Params),
 				thousands(int(r.SamplesPerSec+0.5)), r.MsPerBatch, r.AllocsPerStep, r.GFLOPS, 100*r.GemmShare, r.Threads)
+			if opts.Ops {
+				for _, op := range r.Ops {
+					fmt.Fprintf(opts.Out, "    %8.3f ms  %s\n", op.Ms, op.Op)
+				}
+			}
 		}
 	}
 	if opts.JSON {

@@ -72,12 +72,12 @@ func Col2im(g ConvGeom, dcol, dx []float32) {
 }
 
 // MaxPool2 is 2×2 max pooling with stride 2 of x (n images h×w×c, NHWC;
-// an odd last row or column is dropped) into y (n × h/2 × w/2 × c). arg
-// records, for each output, the index in x of the window's first maximum,
-// so the backward pass is a scatter (MaxPool2Grad). The comparisons are
-// branch-free: pooling the output of a convolution is otherwise dominated
-// by mispredicted branches.
-func MaxPool2(x []float32, h, w, c int, y []float32, arg []int32) {
+// an odd last row or column is dropped) into y (n × h/2 × w/2 × c). For
+// each output, arg records which of the window's four elements (0 top
+// left, 1 top right, 2 bottom left, 3 bottom right) was the first maximum,
+// so the backward pass (MaxPool2Grad) needs no search. The comparisons
+// are branch-free (max is a > b ? a : b, as the CPU's max instruction).
+func MaxPool2(x []float32, h, w, c int, y []float32, arg []uint8) {
 	n := len(x) / (h * w * c)
 	if useNative && n > 0 {
 		size := n * (h / 2) * (w / 2) * c
@@ -96,18 +96,18 @@ func MaxPool2(x []float32, h, w, c int, y []float32, arg []int32) {
 				ys, as := y[out:out+c:out+c], arg[out:out+c:out+c]
 				for ch, va := range xa {
 					vb, vc, vd := xb[ch], xc[ch], xd[ch]
-					m := max(max(va, vb), max(vc, vd))
-					i := d + ch
+					m := maxf(maxf(va, vb), maxf(vc, vd))
+					k := uint8(3)
 					if vc == m {
-						i = cc + ch
+						k = 2
 					}
 					if vb == m {
-						i = b + ch
+						k = 1
 					}
 					if va == m {
-						i = a + ch
+						k = 0
 					}
-					ys[ch], as[ch] = m, int32(i)
+					ys[ch], as[ch] = m, k
 				}
 				out += c
 			}
@@ -115,10 +115,18 @@ func MaxPool2(x []float32, h, w, c int, y []float32, arg []int32) {
 	}
 }
 
+// maxf is a > b ? a : b (the second when either is NaN).
+func maxf(a, b float32) float32 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
 // MaxPool2Grad is MaxPool2's backward pass: it sets dx (the pooling
 // input's shape, h×w×c per image) to dy at each window's recorded maximum
 // and to zero everywhere else, in one pass.
-func MaxPool2Grad(dy []float32, arg []int32, h, w, c int, dx []float32) {
+func MaxPool2Grad(dy []float32, arg []uint8, h, w, c int, dx []float32) {
 	n := len(dx) / (h * w * c)
 	if useNative && n > 0 {
 		size := n * (h / 2) * (w / 2) * c
@@ -139,13 +147,21 @@ func MaxPool2Grad(dy []float32, arg []int32, h, w, c int, dx []float32) {
 				da, db, dc, dd := dx[a:a+c], dx[b:b+c:b+c], dx[cc:cc+c:cc+c], dx[d:d+c:d+c]
 				gs, as := dy[out:out+c:out+c], arg[out:out+c:out+c]
 				for ch := range da {
-					da[ch], db[ch], dc[ch], dd[ch] = 0, 0, 0, 0
-					dx[as[ch]] = gs[ch] // no branch on which of the four
+					g, k := gs[ch], as[ch]
+					da[ch], db[ch], dc[ch], dd[ch] = pick(k == 0, g), pick(k == 1, g), pick(k == 2, g), pick(k == 3, g)
 				}
 				out += c
 			}
 		}
 	}
+}
+
+// pick is g if ok, else 0.
+func pick(ok bool, g float32) float32 {
+	if ok {
+		return g
+	}
+	return 0
 }
 
 // Conv1 is a k×k valid convolution of single-channel images x (n images

@@ -212,7 +212,7 @@ func TestMaxPool2(t *testing.T) {
 	x[(0*h*w+1*w+1)*c+0] = x[(0*h*w+0*w+0)*c+0] // a tie: the first maximum wins
 	oh, ow := h/2, w/2
 	y := make([]float32, n*oh*ow*c)
-	arg := make([]int32, len(y))
+	arg := make([]uint8, len(y))
 	MaxPool2(x, h, w, c, y, arg)
 	dy := randomSlice(r, len(y))
 	dx := randomSlice(r, len(x))
@@ -222,16 +222,16 @@ func TestMaxPool2(t *testing.T) {
 		for oy := range oh {
 			for ox := range ow {
 				for ch := range c {
-					best := -1
-					for _, d := range [][2]int{{0, 0}, {0, 1}, {1, 0}, {1, 1}} {
+					best, bestK := -1, -1
+					for k, d := range [][2]int{{0, 0}, {0, 1}, {1, 0}, {1, 1}} {
 						i := ((img*h+2*oy+d[0])*w+2*ox+d[1])*c + ch
 						if best < 0 || x[i] > x[best] {
-							best = i
+							best, bestK = i, k
 						}
 					}
 					o := ((img*oh+oy)*ow+ox)*c + ch
-					if y[o] != x[best] || int(arg[o]) != best {
-						t.Fatalf("output %d = %v at %d, want %v at %d", o, y[o], arg[o], x[best], best)
+					if y[o] != x[best] || int(arg[o]) != bestK {
+						t.Fatalf("output %d = %v at window element %d, want %v at %d", o, y[o], arg[o], x[best], bestK)
 					}
 					wantDx[best] = float64(dy[o])
 				}

@@ -23,12 +23,9 @@ package kernels
 #endif
 
 typedef union { float f; int32_t i; } fbits;
-// fm_max is Go's max: NaN if either is NaN, +0 over -0.
-static inline float fm_max(float x, float y) {
-	fbits bx = {.f = x};
-	return x > y ? x : (y > x ? y : (x != x ? x : (y != y ? y : (bx.i < 0 ? y : x))));
-}
 
+// v8 is eight floats, with no alignment beyond a float's.
+typedef float v8 __attribute__((vector_size(32), aligned(4)));
 // fm_exp is kernels.Exp for x in [-87, 88] (the callers clamp).
 static inline float fm_exp(float x) {
 	const float log2e = 1.44269504088896341f, c1 = 0.693359375f, c2 = -2.12194440e-4f, round = 12582912.0f;
@@ -142,37 +139,48 @@ CLONES void fm_mul(float *restrict dst, const float *restrict x, const float *re
 	for (long i = 0; i < n; i++) dst[i] = x[i] * m[i];
 }
 
-CLONES void fm_maxpool2(const float *restrict x, long n, long h, long w, long c, float *restrict y, int32_t *restrict arg) {
+CLONES void fm_maxpool2(const float *restrict x, long n, long h, long w, long c, float *restrict y, uint8_t *restrict arg) {
 	long oh = h / 2, ow = w / 2, out = 0;
 	for (long img = 0; img < n; img++)
 		for (long oy = 0; oy < oh; oy++)
 			for (long ox = 0; ox < ow; ox++) {
-				long a = ((img * h + 2 * oy) * w + 2 * ox) * c, b = a + c, cc = a + w * c, d = cc + c;
+				const float *restrict xa = x + ((img * h + 2 * oy) * w + 2 * ox) * c;
+				const float *restrict xb = xa + c, *restrict xc = xa + w * c, *restrict xd = xa + w * c + c;
+				float *restrict ys = y + out;
+				uint8_t *restrict as = arg + out;
 				for (long ch = 0; ch < c; ch++) {
-					float va = x[a + ch], vb = x[b + ch], vc = x[cc + ch], vd = x[d + ch];
-					float m = fm_max(fm_max(va, vb), fm_max(vc, vd));
-					int32_t i = (int32_t)(d + ch);
-					i = vc == m ? (int32_t)(cc + ch) : i;
-					i = vb == m ? (int32_t)(b + ch) : i;
-					i = va == m ? (int32_t)(a + ch) : i;
-					y[out + ch] = m;
-					arg[out + ch] = i;
+					float va = xa[ch], vb = xb[ch], vc = xc[ch], vd = xd[ch];
+					float m1 = va > vb ? va : vb, m2 = vc > vd ? vc : vd;
+					float m = m1 > m2 ? m1 : m2;
+					uint8_t k = 3;
+					k = vc == m ? 2 : k;
+					k = vb == m ? 1 : k;
+					k = va == m ? 0 : k;
+					ys[ch] = m;
+					as[ch] = k;
 				}
 				out += c;
 			}
 }
 
-CLONES void fm_maxpool2_grad(const float *restrict dy, const int32_t *restrict arg, long n, long h, long w, long c, float *restrict dx) {
+CLONES void fm_maxpool2_grad(const float *restrict dy, const uint8_t *restrict arg, long n, long h, long w, long c, float *restrict dx) {
 	long oh = h / 2, ow = w / 2, out = 0;
 	if (h % 2 != 0 || w % 2 != 0) memset(dx, 0, n * h * w * c * sizeof(float));
 	for (long img = 0; img < n; img++)
 		for (long oy = 0; oy < oh; oy++)
 			for (long ox = 0; ox < ow; ox++) {
-				long a = ((img * h + 2 * oy) * w + 2 * ox) * c, b = a + c, cc = a + w * c, d = cc + c;
+				float *restrict da = dx + ((img * h + 2 * oy) * w + 2 * ox) * c;
+				float *restrict db = da + c, *restrict dc = da + w * c, *restrict dd = da + w * c + c;
+				const float *restrict gs = dy + out;
+				const uint8_t *restrict as = arg + out;
 				for (long ch = 0; ch < c; ch++) {
-					dx[a + ch] = 0; dx[b + ch] = 0; dx[cc + ch] = 0; dx[d + ch] = 0;
+					float g = gs[ch];
+					uint8_t k = as[ch];
+					da[ch] = k == 0 ? g : 0;
+					db[ch] = k == 1 ? g : 0;
+					dc[ch] = k == 2 ? g : 0;
+					dd[ch] = k == 3 ? g : 0;
 				}
-				for (long ch = 0; ch < c; ch++) dx[arg[out + ch]] = dy[out + ch];
 				out += c;
 			}
 }
@@ -207,6 +215,9 @@ void fm_dropout_mask(float *restrict mask, long n, uint64_t threshold, float sca
 	state[1] = (uint64_t)s;
 }
 
+// fm_conv1 and fm_conv1_wgrad keep the F (= 32) sums of a pixel, or of
+// a kernel tap, in registers instead of memory: the same additions in the
+// same order.
 CLONES void fm_conv1(const float *restrict x, const float *restrict w, float *restrict z, long n, long h, long wd, long k, long f) {
 	long oh = h - k + 1, ow = wd - k + 1;
 	for (long img = 0; img < n; img++) {
@@ -214,6 +225,21 @@ CLONES void fm_conv1(const float *restrict x, const float *restrict w, float *re
 		for (long oy = 0; oy < oh; oy++)
 			for (long ox = 0; ox < ow; ox++) {
 				float *restrict out = z + ((img * oh + oy) * ow + ox) * f;
+				if (f == 32) {
+					v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+					for (long ky = 0; ky < k; ky++)
+						for (long kx = 0; kx < k; kx++) {
+							float xv = xi[(oy + ky) * wd + ox + kx];
+							const v8 *wr = (const v8 *)(w + (ky * k + kx) * 32);
+							a0 = a0 + xv * wr[0];
+							a1 = a1 + xv * wr[1];
+							a2 = a2 + xv * wr[2];
+							a3 = a3 + xv * wr[3];
+						}
+					v8 *o = (v8 *)out;
+					o[0] = a0, o[1] = a1, o[2] = a2, o[3] = a3;
+					continue;
+				}
 				for (long j = 0; j < f; j++) out[j] = 0;
 				for (long ky = 0; ky < k; ky++)
 					for (long kx = 0; kx < k; kx++) {
@@ -227,6 +253,27 @@ CLONES void fm_conv1(const float *restrict x, const float *restrict w, float *re
 
 CLONES void fm_conv1_wgrad(const float *restrict x, const float *restrict dz, float *restrict dw, long n, long h, long wd, long k, long f) {
 	long oh = h - k + 1, ow = wd - k + 1;
+	if (f == 32) {
+		for (long ky = 0; ky < k; ky++)
+			for (long kx = 0; kx < k; kx++) {
+				v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+				for (long img = 0; img < n; img++) {
+					const float *restrict xi = x + img * h * wd;
+					for (long oy = 0; oy < oh; oy++)
+						for (long ox = 0; ox < ow; ox++) {
+							float xv = xi[(oy + ky) * wd + ox + kx];
+							const v8 *d = (const v8 *)(dz + ((img * oh + oy) * ow + ox) * 32);
+							a0 = a0 + xv * d[0];
+							a1 = a1 + xv * d[1];
+							a2 = a2 + xv * d[2];
+							a3 = a3 + xv * d[3];
+						}
+				}
+				v8 *o = (v8 *)(dw + (ky * k + kx) * 32);
+				o[0] = a0, o[1] = a1, o[2] = a2, o[3] = a3;
+			}
+		return;
+	}
 	for (long img = 0; img < n; img++) {
 		const float *restrict xi = x + img * h * wd;
 		for (long oy = 0; oy < oh; oy++)
@@ -304,16 +351,16 @@ func nativeAdd(dst, src []float32) { C.fm_add(fp(dst), fp(src), C.long(len(dst))
 
 func nativeMul(dst, x, m []float32) { C.fm_mul(fp(dst), fp(x), fp(m), C.long(len(dst))) }
 
-func nativeMaxPool2(x []float32, n, h, w, c int, y []float32, arg []int32) {
-	C.fm_maxpool2(fp(x), C.long(n), C.long(h), C.long(w), C.long(c), fp(y), (*C.int32_t)(unsafe.Pointer(unsafe.SliceData(arg))))
+func nativeMaxPool2(x []float32, n, h, w, c int, y []float32, arg []uint8) {
+	C.fm_maxpool2(fp(x), C.long(n), C.long(h), C.long(w), C.long(c), fp(y), (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(arg))))
 }
 
 func nativeCol2im(g ConvGeom, dcol, dx []float32, n int) {
 	C.fm_col2im(fp(dcol), fp(dx), C.long(n), C.long(g.H), C.long(g.W), C.long(g.C), C.long(g.K))
 }
 
-func nativeMaxPool2Grad(dy []float32, arg []int32, n, h, w, c int, dx []float32) {
-	C.fm_maxpool2_grad(fp(dy), (*C.int32_t)(unsafe.Pointer(unsafe.SliceData(arg))), C.long(n), C.long(h), C.long(w), C.long(c), fp(dx))
+func nativeMaxPool2Grad(dy []float32, arg []uint8, n, h, w, c int, dx []float32) {
+	C.fm_maxpool2_grad(fp(dy), (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(arg))), C.long(n), C.long(h), C.long(w), C.long(c), fp(dx))
 }
 
 func nativeIm2col(g ConvGeom, x, col []float32, n int) {

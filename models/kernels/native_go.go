@@ -17,9 +17,9 @@ func nativeActGrad(y, dy, dz []float32, act Act)                            { pa
 func nativeAddColSum(dst, g []float32)                                      { panic("no C kernels") }
 func nativeAdd(dst, src []float32)                                          { panic("no C kernels") }
 func nativeMul(dst, x, m []float32)                                         { panic("no C kernels") }
-func nativeMaxPool2(x []float32, n, h, w, c int, y []float32, arg []int32)  { panic("no C kernels") }
+func nativeMaxPool2(x []float32, n, h, w, c int, y []float32, arg []uint8)  { panic("no C kernels") }
 func nativeCol2im(g ConvGeom, dcol, dx []float32, n int)                    { panic("no C kernels") }
-func nativeMaxPool2Grad(dy []float32, arg []int32, n, h, w, c int, dx []float32) {
+func nativeMaxPool2Grad(dy []float32, arg []uint8, n, h, w, c int, dx []float32) {
 	panic("no C kernels")
 }
 func nativeIm2col(g ConvGeom, x, col []float32, n int) { panic("no C kernels") }

@@ -86,7 +86,7 @@ func TestNativeMatchesGo(t *testing.T) {
 	x := randomSlice(r, 3*h*wd*c)
 	both("MaxPool2", func() [][]float32 {
 		y := make([]float32, 3*(h/2)*(wd/2)*c)
-		arg := make([]int32, len(y))
+		arg := make([]uint8, len(y))
 		MaxPool2(x, h, wd, c, y, arg)
 		argf := make([]float32, len(arg))
 		for i, a := range arg {
@@ -96,7 +96,7 @@ func TestNativeMatchesGo(t *testing.T) {
 	})
 	both("MaxPool2Grad", func() [][]float32 {
 		y := make([]float32, 3*(h/2)*(wd/2)*c)
-		arg := make([]int32, len(y))
+		arg := make([]uint8, len(y))
 		MaxPool2(x, h, wd, c, y, arg)
 		dx := randomSlice(r, len(x))
 		MaxPool2Grad(y, arg, h, wd, c, dx)
@@ -108,16 +108,18 @@ func TestNativeMatchesGo(t *testing.T) {
 		DropoutMask(mask, 0.3, r)
 		return [][]float32{mask, {float32(r.Uint64())}} // the state moved on alike
 	})
-	g1 := ConvGeom{H: h, W: wd, C: 1, K: 3, F: 16}
-	x1 := randomSlice(r, 3*g1.InSize())
-	w1 := randomSlice(r, g1.Cols()*g1.F)
-	both("Conv1", func() [][]float32 { z := make([]float32, 3*g1.OutSize()); Conv1(g1, x1, w1, z); return [][]float32{z} })
-	dz1 := randomSlice(r, 3*g1.OutSize())
-	both("Conv1WeightGrad", func() [][]float32 {
-		dw := make([]float32, len(w1))
-		Conv1WeightGrad(g1, x1, dz1, dw)
-		return [][]float32{dw}
-	})
+	for _, f := range []int{16, 32} { // 32: the register-blocked C version
+		g1 := ConvGeom{H: h, W: wd, C: 1, K: 3, F: f}
+		x1 := randomSlice(r, 3*g1.InSize())
+		w1 := randomSlice(r, g1.Cols()*g1.F)
+		both("Conv1", func() [][]float32 { z := make([]float32, 3*g1.OutSize()); Conv1(g1, x1, w1, z); return [][]float32{z} })
+		dz1 := randomSlice(r, 3*g1.OutSize())
+		both("Conv1WeightGrad", func() [][]float32 {
+			dw := make([]float32, len(w1))
+			Conv1WeightGrad(g1, x1, dz1, dw)
+			return [][]float32{dw}
+		})
+	}
 	geom := ConvGeom{H: h, W: wd, C: c, K: 3, F: 4}
 	both("Im2col", func() [][]float32 {
 		col := make([]float32, 3*geom.ColSize())
