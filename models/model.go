@@ -141,7 +141,7 @@ func (m *Model) build(batch int, train bool, team *kernels.Team) (gr *graph, tg 
 				return nil, nil, fmt.Errorf("models: gradient of %s is computed by %v, not a layer's gradient operator", m.arch.params[i].name, gn.Op())
 			}
 		}
-		tg = &trainGraph{graph: gr, t: f32sOf(tT), xent: xent, drops: b.drops, grad: grad}
+		tg = &trainGraph{graph: gr, t: f32sOf(tT), xent: xent, drops: b.drops, grad: grad, team: team}
 	}
 	if gr.plan, err = newPlan(g); err != nil {
 		return nil, nil, fmt.Errorf("models: plan %s graph: %w", m.arch.name, err)
@@ -183,6 +183,10 @@ type trainGraph struct {
 	xent  *xentOp
 	drops []*dropoutOp
 	grad  []float32 // the gradients, laid out like Model.flat
+	team  *kernels.Team
+
+	masks     *kernels.MaskFiller // draws the dropout masks from masksFrom
+	masksFrom *randSource
 }
 
 // step runs forward and backward on the examples idx of set (at most
@@ -202,8 +206,11 @@ func (tg *trainGraph) step(set *data.Set, idx []int, r *randSource) (loss float6
 	for i, l := range tg.y[:len(idx)] {
 		tg.t[i*data.Classes+int(l)] = w
 	}
+	if len(tg.drops) > 0 && (tg.masks == nil || tg.masksFrom != r) {
+		tg.masks, tg.masksFrom = kernels.NewMaskFiller(tg.team, r.drop), r
+	}
 	for _, d := range tg.drops {
-		kernels.DropoutMask(d.mask, d.rate, r.drop)
+		tg.masks.Fill(d.mask, d.rate)
 	}
 	if err := tg.run(); err != nil {
 		return 0, 0, err

@@ -296,6 +296,31 @@ func TestPCGIsMathRandPCG(t *testing.T) {
 	}
 }
 
+// TestMaskFillerIsSequential: masks filled in parallel chunks (jumping
+// ahead in the stream) equal those drawn in order, and the stream ends in
+// the same state.
+func TestMaskFillerIsSequential(t *testing.T) {
+	for _, threads := range []int{1, 2} {
+		for _, n := range []int{1, maskChunk - 1, maskChunk, 3*maskChunk + 17} {
+			want := make([]float32, n)
+			seq := NewPCG(3, 4)
+			seq.Uint64()
+			DropoutMask(want, 0.25, seq)
+			got := make([]float32, n)
+			par := NewPCG(3, 4)
+			par.Uint64()
+			f := NewMaskFiller(&Team{Threads: threads}, par)
+			f.Fill(got, 0.25)
+			if !slices.Equal(got, want) || *par != *seq {
+				t.Fatalf("threads %d, n %d: parallel masks or final state differ from sequential", threads, n)
+			}
+		}
+	}
+	if j := NewPCG(1, 2).jump(0); j != *NewPCG(1, 2) {
+		t.Errorf("jump(0) moved the state")
+	}
+}
+
 func TestDropoutMask(t *testing.T) {
 	mask := make([]float32, 100000)
 	DropoutMask(mask, 0.25, NewPCG(1, 2))

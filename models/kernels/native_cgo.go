@@ -367,10 +367,10 @@ func nativeIm2col(g ConvGeom, x, col []float32, n int) {
 	C.fm_im2col(fp(x), fp(col), C.long(n), C.long(g.H), C.long(g.W), C.long(g.C), C.long(g.K))
 }
 
+// nativeDropoutMask draws from r's state in place (hi then lo: the C
+// function's state[0] and state[1]).
 func nativeDropoutMask(mask []float32, threshold uint64, scale float32, r *PCG) {
-	state := [2]C.uint64_t{C.uint64_t(r.hi), C.uint64_t(r.lo)}
-	C.fm_dropout_mask(fp(mask), C.long(len(mask)), C.uint64_t(threshold), C.float(scale), &state[0])
-	r.hi, r.lo = uint64(state[0]), uint64(state[1])
+	C.fm_dropout_mask(fp(mask), C.long(len(mask)), C.uint64_t(threshold), C.float(scale), (*C.uint64_t)(unsafe.Pointer(r)))
 }
 
 func nativeConv1(g ConvGeom, x, w, z []float32, n int) {
