@@ -44,9 +44,114 @@ static inline float fm_exp(float x) {
 	return p * s.f;
 }
 
-CLONES void fm_adam(float *restrict w, const float *restrict g, float *restrict m, float *restrict v, long n,
+// The optimizers divide by square roots: gcc does not vectorize sqrtf
+// (it keeps errno), so their AVX2 versions are written with intrinsics.
+// _mm256_sqrt_ps and _mm256_div_ps round like sqrtf and '/'.
+static int fm_avx2(void) {
+#if defined(__x86_64__)
+	static int has = -1;
+	if (has < 0) {
+		__builtin_cpu_init();
+		has = __builtin_cpu_supports("avx2") != 0;
+	}
+	return has;
+#else
+	return 0;
+#endif
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define V8 __m256
+#define LD(p) _mm256_loadu_ps(p)
+#define ST(p, v) _mm256_storeu_ps(p, v)
+#define SET(x) _mm256_set1_ps(x)
+#define ADD _mm256_add_ps
+#define SUB _mm256_sub_ps
+#define MUL _mm256_mul_ps
+#define DIV _mm256_div_ps
+#define SQRT _mm256_sqrt_ps
+
+__attribute__((target("avx2"))) static long adam8(float *w, const float *g, float *m, float *v, long n,
 	float alpha, float c1, float c2, float eps) {
-	for (long j = 0; j < n; j++) {
+	long j = 0;
+	V8 a = SET(alpha), k1 = SET(c1), k2 = SET(c2), e = SET(eps);
+	for (; j + 8 <= n; j += 8) {
+		V8 gj = LD(g + j), mj = LD(m + j), vj = LD(v + j);
+		mj = ADD(mj, MUL(SUB(gj, mj), k1));
+		vj = ADD(vj, MUL(SUB(MUL(gj, gj), vj), k2));
+		ST(m + j, mj);
+		ST(v + j, vj);
+		ST(w + j, SUB(LD(w + j), DIV(MUL(a, mj), ADD(SQRT(vj), e))));
+	}
+	return j;
+}
+
+__attribute__((target("avx2"))) static long nadam8(float *w, const float *g, float *m, float *v, long n,
+	float lr, float cm, float cg, float cv, float c1, float c2, float eps) {
+	long j = 0;
+	V8 l = SET(lr), km = SET(cm), kg = SET(cg), kv = SET(cv), k1 = SET(c1), k2 = SET(c2), e = SET(eps);
+	for (; j + 8 <= n; j += 8) {
+		V8 gj = LD(g + j), mj = LD(m + j), vj = LD(v + j);
+		mj = ADD(mj, MUL(SUB(gj, mj), k1));
+		vj = ADD(vj, MUL(SUB(MUL(gj, gj), vj), k2));
+		ST(m + j, mj);
+		ST(v + j, vj);
+		V8 mhat = ADD(MUL(km, mj), MUL(kg, gj));
+		ST(w + j, SUB(LD(w + j), DIV(MUL(l, mhat), ADD(SQRT(MUL(vj, kv)), e))));
+	}
+	return j;
+}
+
+__attribute__((target("avx2"))) static long rmsprop8(float *w, const float *g, float *v, long n, float lr, float rho, float c, float eps) {
+	long j = 0;
+	V8 l = SET(lr), r = SET(rho), k = SET(c), e = SET(eps);
+	for (; j + 8 <= n; j += 8) {
+		V8 gj = LD(g + j);
+		V8 vj = ADD(MUL(r, LD(v + j)), MUL(MUL(k, gj), gj));
+		ST(v + j, vj);
+		ST(w + j, SUB(LD(w + j), DIV(MUL(l, gj), SQRT(ADD(vj, e)))));
+	}
+	return j;
+}
+// sigmoid8 is fm_bias_act's sigmoid (clamp, fm_exp, 1/(1+e)) on
+// y[j] + b[j], eight at a time; a NaN stays NaN.
+__attribute__((target("avx2"))) static long sigmoid8(float *y, const float *b, long n) {
+	long j = 0;
+	const V8 lo = SET(-87), hi = SET(87), log2e = SET(1.44269504088896341f), c1 = SET(0.693359375f),
+		c2 = SET(-2.12194440e-4f), round = SET(12582912.0f), one = SET(1);
+	const __m256i roundBits = _mm256_castps_si256(round), bias = _mm256_set1_epi32(127);
+	for (; j + 8 <= n; j += 8) {
+		V8 x = ADD(LD(y + j), LD(b + j));
+		x = _mm256_blendv_ps(x, lo, _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
+		x = _mm256_blendv_ps(x, hi, _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
+		x = _mm256_xor_ps(x, SET(-0.0f)); // -x
+		V8 fn = ADD(MUL(x, log2e), round);
+		V8 nn = SUB(fn, round);
+		V8 r = SUB(SUB(x, MUL(nn, c1)), MUL(nn, c2));
+		V8 p = SET(1.9875691500e-4f);
+		p = ADD(MUL(p, r), SET(1.3981999507e-3f));
+		p = ADD(MUL(p, r), SET(8.3334519073e-3f));
+		p = ADD(MUL(p, r), SET(4.1665795894e-2f));
+		p = ADD(MUL(p, r), SET(1.6666665459e-1f));
+		p = ADD(MUL(p, r), SET(5.0000001201e-1f));
+		p = ADD(ADD(MUL(MUL(p, r), r), r), one);
+		__m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(_mm256_castps_si256(fn), roundBits), bias), 23);
+		ST(y + j, DIV(one, ADD(one, MUL(p, _mm256_castsi256_ps(e)))));
+	}
+	return j;
+}
+#else
+static long sigmoid8(float *y, const float *b, long n) { return 0; }
+static long adam8(float *w, const float *g, float *m, float *v, long n, float alpha, float c1, float c2, float eps) { return 0; }
+static long nadam8(float *w, const float *g, float *m, float *v, long n, float lr, float cm, float cg, float cv, float c1, float c2, float eps) { return 0; }
+static long rmsprop8(float *w, const float *g, float *v, long n, float lr, float rho, float c, float eps) { return 0; }
+#endif
+
+void fm_adam(float *restrict w, const float *restrict g, float *restrict m, float *restrict v, long n,
+	float alpha, float c1, float c2, float eps) {
+	long j = fm_avx2() ? adam8(w, g, m, v, n, alpha, c1, c2, eps) : 0;
+	for (; j < n; j++) {
 		float gj = g[j];
 		float mj = m[j] + (gj - m[j]) * c1;
 		float vj = v[j] + (gj * gj - v[j]) * c2;
@@ -56,9 +161,10 @@ CLONES void fm_adam(float *restrict w, const float *restrict g, float *restrict 
 	}
 }
 
-CLONES void fm_nadam(float *restrict w, const float *restrict g, float *restrict m, float *restrict v, long n,
+void fm_nadam(float *restrict w, const float *restrict g, float *restrict m, float *restrict v, long n,
 	float lr, float cm, float cg, float cv, float c1, float c2, float eps) {
-	for (long j = 0; j < n; j++) {
+	long j = fm_avx2() ? nadam8(w, g, m, v, n, lr, cm, cg, cv, c1, c2, eps) : 0;
+	for (; j < n; j++) {
 		float gj = g[j];
 		float mj = m[j] + (gj - m[j]) * c1;
 		float vj = v[j] + (gj * gj - v[j]) * c2;
@@ -69,8 +175,9 @@ CLONES void fm_nadam(float *restrict w, const float *restrict g, float *restrict
 	}
 }
 
-CLONES void fm_rmsprop(float *restrict w, const float *restrict g, float *restrict v, long n, float lr, float rho, float c, float eps) {
-	for (long j = 0; j < n; j++) {
+void fm_rmsprop(float *restrict w, const float *restrict g, float *restrict v, long n, float lr, float rho, float c, float eps) {
+	long j = fm_avx2() ? rmsprop8(w, g, v, n, lr, rho, c, eps) : 0;
+	for (; j < n; j++) {
 		float gj = g[j];
 		float vj = rho * v[j] + c * gj * gj;
 		v[j] = vj;
@@ -104,9 +211,8 @@ CLONES void fm_bias_act(float *restrict y, const float *restrict b, long rows, l
 				row[j] = (x != x) ? x : (x > 0 ? x : 0);
 			}
 		} else if (act == 2) {
-			for (long j = 0; j < cols; j++) {
+			for (long j = fm_avx2() ? sigmoid8(row, b, cols) : 0; j < cols; j++) { // a NaN stays NaN
 				float x = row[j] + b[j];
-				if (x != x) { row[j] = x; continue; }
 				x = x < -87 ? -87 : (x > 87 ? 87 : x);
 				row[j] = 1 / (1 + fm_exp(-x));
 			}
