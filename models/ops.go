@@ -349,7 +349,7 @@ func newConvPoolOp(team *kernels.Team, xShape tensor.Shape, k, filters int, trai
 		y:   newBuffer(tensor.Shape{n, g.OH() / 2, g.OW() / 2, filters}, nil),
 	}
 	switch {
-	case g.C == 1 && !inputGrad:
+	case g.C == 1 && !inputGrad && kernels.Native:
 		o.direct = true
 	case train:
 		o.col = make([]float32, n*g.ColSize())

@@ -175,6 +175,11 @@ func Exp(x float32) float32 {
 // kernels with their Go twins.
 var useNative = native
 
+// Native says the elementwise kernels run in C (the openblas build). In
+// the pure-Go build, Conv1 in Go is slower than im2col with gonum's
+// matrix product, so callers choose by it.
+const Native = native
+
 // Scale writes the pixel bytes src to dst, scaled to [0,1] as byte/255 in
 // float32.
 func Scale(dst []float32, src []uint8) {
