@@ -348,12 +348,9 @@ func newConvPoolOp(team *kernels.Team, xShape tensor.Shape, k, filters int, trai
 		arg: make([]uint8, n*o2(g)),
 		y:   newBuffer(tensor.Shape{n, g.OH() / 2, g.OW() / 2, filters}, nil),
 	}
-	switch {
-	case g.C == 1 && !inputGrad && kernels.Native:
+	if g.C == 1 && !inputGrad && kernels.Native {
 		o.direct = true
-	case train:
-		o.col = make([]float32, n*g.ColSize())
-	default:
+	} else {
 		o.col = make([]float32, kernels.MaxThreads()*convChunk*g.ColSize())
 	}
 	o.forwardF = o.forwardChunk
@@ -400,12 +397,7 @@ func (o *convPoolOp) forwardChunk(c, w int) {
 	if o.direct {
 		kernels.Conv1(g, x, o.w, z)
 	} else {
-		var col []float32
-		if o.train {
-			col = o.col[i0*g.ColSize() : i1*g.ColSize()]
-		} else {
-			col = o.col[w*convChunk*g.ColSize():][:(i1-i0)*g.ColSize()]
-		}
+		col := o.col[w*convChunk*g.ColSize():][:(i1-i0)*g.ColSize()]
 		kernels.Im2col(g, x, col)
 		kernels.Gemm(false, false, (i1-i0)*g.Rows(), g.F, g.Cols(), 1, col, g.Cols(), o.w, g.F, 0, z, g.F)
 	}
@@ -522,7 +514,10 @@ func (o *convPoolGradOp) chunk(c, w int) {
 	if f.direct {
 		kernels.Conv1WeightGrad(g, f.x[i0*g.InSize():i1*g.InSize()], dz, dwPart)
 	} else {
-		col := f.col[i0*g.ColSize() : i1*g.ColSize()]
+		// The patch matrix again, from the input: cheaper than keeping the
+		// whole batch's and reading it back from memory.
+		col := f.col[w*convChunk*g.ColSize():][:(i1-i0)*g.ColSize()]
+		kernels.Im2col(g, f.x[i0*g.InSize():i1*g.InSize()], col)
 		kernels.Gemm(true, false, g.Cols(), g.F, rows, 1, col, g.Cols(), dz, g.F, 0, dwPart, g.F)
 	}
 	if f.inputGrad {
