@@ -202,7 +202,7 @@ func (b *builder) convPool(x, w, bias *G.Node) *G.Node {
 		b.fail("conv", fmt.Errorf("kernel %v does not fit %d channels", w.Shape(), s[3]))
 		return nil
 	}
-	op := newConvPoolOp(b.team, s, k, w.Shape()[1], b.grads != nil, x != b.input, b.grads[w], b.grads[bias])
+	op := newConvPoolOp(b.team, s, k, w.Shape()[1], x != b.input, b.grads[w], b.grads[bias])
 	return b.apply("conv", op, x, w, bias)
 }
 

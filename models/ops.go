@@ -308,8 +308,16 @@ func (o *denseGradOp) dwChunk(c, _ int) {
 // ---------------------------------------------------------------------------
 // Convolution + bias + 2×2 max pooling + ReLU.
 
-// convChunk is the number of images per chunk of a convolution.
-const convChunk = 8
+// convChunk is the number of images per chunk of a convolution: as many
+// as keep a chunk's patch matrix within convChunkBytes (so that it is
+// still in the core's cache when the matrix product reads it), 1 to 8.
+// It depends only on the geometry, so results do not depend on threads.
+func convChunk(g kernels.ConvGeom) int {
+	return max(1, min(8, convChunkBytes/(4*g.ColSize())))
+}
+
+// convChunkBytes is the patch-matrix size that convChunk aims for.
+var convChunkBytes = 1 << 20
 
 // convPoolOp is relu(maxpool2(conv(x, w) + b)) for images x (n, h, w, c),
 // a k×k kernel matrix w (k*k*c, f) and bias b (f); the output is
@@ -324,35 +332,34 @@ type convPoolOp struct {
 	dw, db    []float32
 	team      *kernels.Team
 
-	direct bool        // one input channel and no input gradient: kernels.Conv1, no patch matrix
-	col    []float32   // im2col of x: kept whole for the gradient of w when training, else per thread
+	chunk  int         // images per chunk (convChunk)
+	direct bool        // one input channel, no input gradient, C kernels: kernels.Conv1, no patch matrix
+	col    []float32   // per thread: the patch matrix of a chunk
 	z      [][]float32 // per thread: the conv of a chunk, before pooling and bias
 	arg    []uint8     // which element of each pooling window was its maximum
-	train  bool        // keep col for the backward pass
 	y      buffer
 
 	x, w, b  []float32
 	forwardF func(int, int)
 }
 
-// newConvPoolOp makes the operator for images of xShape. train keeps the
-// patch matrix of the whole batch for the backward pass; an evaluation
-// graph only needs one chunk's per thread.
-func newConvPoolOp(team *kernels.Team, xShape tensor.Shape, k, filters int, train, inputGrad bool, dw, db []float32) *convPoolOp {
+// newConvPoolOp makes the operator for images of xShape.
+func newConvPoolOp(team *kernels.Team, xShape tensor.Shape, k, filters int, inputGrad bool, dw, db []float32) *convPoolOp {
 	g := kernels.ConvGeom{H: xShape[1], W: xShape[2], C: xShape[3], K: k, F: filters}
 	n := xShape[0]
 	o := &convPoolOp{
 		opBase: opBase{name: fmt.Sprintf("ConvPool(%d,%+v)", n, g)},
-		n:      n, g: g, inputGrad: inputGrad, dw: dw, db: db, team: team, train: train,
-		z:   perThread(convChunk * g.OutSize()),
-		arg: make([]uint8, n*o2(g)),
-		y:   newBuffer(tensor.Shape{n, g.OH() / 2, g.OW() / 2, filters}, nil),
+		n:      n, g: g, inputGrad: inputGrad, dw: dw, db: db, team: team,
+		chunk: convChunk(g),
+		arg:   make([]uint8, n*o2(g)),
+		y:     newBuffer(tensor.Shape{n, g.OH() / 2, g.OW() / 2, filters}, nil),
 	}
 	if g.C == 1 && !inputGrad && kernels.Native {
 		o.direct = true
 	} else {
-		o.col = make([]float32, kernels.MaxThreads()*convChunk*g.ColSize())
+		o.col = make([]float32, kernels.MaxThreads()*o.chunk*g.ColSize())
 	}
+	o.z = perThread(o.chunk * g.OutSize())
 	o.forwardF = o.forwardChunk
 	return o
 }
@@ -384,20 +391,20 @@ func (o *convPoolOp) UsePreallocDo(_ G.Value, in ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	o.x, o.w, o.b = a[0], a[1], a[2]
-	o.team.Run(kernels.Chunks(o.n, convChunk), o.forwardF)
+	o.team.Run(kernels.Chunks(o.n, o.chunk), o.forwardF)
 	return o.y.t, nil
 }
 
 func (o *convPoolOp) forwardChunk(c, w int) {
 	g := o.g
-	i0, i1 := c*convChunk, min((c+1)*convChunk, o.n)
+	i0, i1 := c*o.chunk, min((c+1)*o.chunk, o.n)
 	z := o.z[w][:(i1-i0)*g.OutSize()]
 	y := o.y.d[i0*o2(g) : i1*o2(g)]
 	x := o.x[i0*g.InSize() : i1*g.InSize()]
 	if o.direct {
 		kernels.Conv1(g, x, o.w, z)
 	} else {
-		col := o.col[w*convChunk*g.ColSize():][:(i1-i0)*g.ColSize()]
+		col := o.col[w*o.chunk*g.ColSize():][:(i1-i0)*g.ColSize()]
 		kernels.Im2col(g, x, col)
 		kernels.Gemm(false, false, (i1-i0)*g.Rows(), g.F, g.Cols(), 1, col, g.Cols(), o.w, g.F, 0, z, g.F)
 	}
@@ -410,9 +417,6 @@ func (o *convPoolOp) forwardChunk(c, w int) {
 func (o *convPoolOp) DiffWRT(int) []bool { return []bool{o.inputGrad, true, true} }
 
 func (o *convPoolOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	if !o.train {
-		return nil, fmt.Errorf("%s was built for evaluation: it keeps no patch matrix for the gradient", o.name)
-	}
 	gop := newConvPoolGradOp(o)
 	dw, err := G.ApplyOp(gop, in[1], output, grad)
 	if err != nil {
@@ -453,20 +457,20 @@ type convPoolGradOp struct {
 
 func newConvPoolGradOp(f *convPoolOp) *convPoolGradOp {
 	g := f.g
-	chunks := kernels.Chunks(f.n, convChunk)
+	chunks := kernels.Chunks(f.n, f.chunk)
 	o := &convPoolGradOp{
 		opBase: opBase{name: "Grad" + f.name},
 		f:      f,
 		dwBuf:  newBuffer(tensor.Shape{g.Cols(), g.F}, f.dw),
 		dbBuf:  newBuffer(tensor.Shape{g.F}, f.db),
 		dp:     make([]float32, f.n*o2(g)),
-		dz:     perThread(convChunk * g.OutSize()),
+		dz:     perThread(f.chunk * g.OutSize()),
 		dwPart: make([]float32, chunks*g.Cols()*g.F),
 		dbPart: make([]float32, chunks*g.F),
 	}
 	if f.inputGrad {
 		o.dx = newBuffer(tensor.Shape{f.n, g.H, g.W, g.C}, nil)
-		o.dcol = perThread(convChunk * g.ColSize())
+		o.dcol = perThread(f.chunk * g.ColSize())
 	}
 	o.chunkF = o.chunk
 	return o
@@ -488,7 +492,7 @@ func (o *convPoolGradOp) UsePreallocDo(_ G.Value, in ...G.Value) (G.Value, error
 		return nil, err
 	}
 	o.w, o.y, o.dy = a[0], a[1], a[2]
-	chunks := kernels.Chunks(f.n, convChunk)
+	chunks := kernels.Chunks(f.n, f.chunk)
 	f.team.Run(chunks, o.chunkF)
 	size := g.Cols() * g.F
 	copy(o.dwBuf.d, o.dwPart[:size])
@@ -502,7 +506,7 @@ func (o *convPoolGradOp) UsePreallocDo(_ G.Value, in ...G.Value) (G.Value, error
 
 func (o *convPoolGradOp) chunk(c, w int) {
 	f, g := o.f, o.f.g
-	i0, i1 := c*convChunk, min((c+1)*convChunk, f.n)
+	i0, i1 := c*f.chunk, min((c+1)*f.chunk, f.n)
 	p0, p1 := i0*o2(g), i1*o2(g)
 	rows := (i1 - i0) * g.Rows()
 	kernels.ActGrad(o.y[p0:p1], o.dy[p0:p1], o.dp[p0:p1], kernels.ReLU)
@@ -516,7 +520,7 @@ func (o *convPoolGradOp) chunk(c, w int) {
 	} else {
 		// The patch matrix again, from the input: cheaper than keeping the
 		// whole batch's and reading it back from memory.
-		col := f.col[w*convChunk*g.ColSize():][:(i1-i0)*g.ColSize()]
+		col := f.col[w*f.chunk*g.ColSize():][:(i1-i0)*g.ColSize()]
 		kernels.Im2col(g, f.x[i0*g.InSize():i1*g.InSize()], col)
 		kernels.Gemm(true, false, g.Cols(), g.F, rows, 1, col, g.Cols(), dz, g.F, 0, dwPart, g.F)
 	}
