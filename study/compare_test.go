@@ -232,8 +232,8 @@ func TestCompareUnknownStudy(t *testing.T) {
 	store := openStore(t)
 	newStudy(t, store, "known")
 	_, err := Compare(store, []string{"known", "nope"})
-	if !errors.Is(err, ErrNotFound) {
-		t.Fatalf("got %v, want ErrNotFound", err)
+	if !errors.Is(err, storage.ErrStudyNotFound) {
+		t.Fatalf("got %v, want storage.ErrStudyNotFound", err)
 	}
 	_, want := Trials(store, "nope", "")
 	if err.Error() != want.Error() {

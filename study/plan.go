@@ -328,7 +328,7 @@ func runPlanManual(ctx context.Context, store Store, ds *data.Dataset, spec Spec
 		m.Seed = *seed
 	}
 	logf("%s: manual %s in %s, %d epochs", tag, p, spec.Name, epochs)
-	info, err := RunManual(ctx, store, ds, spec, m, opt.Progress)
+	info, err := RunManual(ctx, store, ds, spec, m, opt.RunOptions)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,8 @@ import (
 	"github.com/fmtune/fmtune/data"
 	"github.com/fmtune/fmtune/search"
 	"github.com/fmtune/fmtune/storage"
+
+	"github.com/fmtune/fmtune/internal/testenv"
 )
 
 var (
@@ -40,7 +42,7 @@ func smallData(t *testing.T) *data.Dataset {
 		dataSet, dataErr = data.Load(dir, data.Options{Val: 500, TrainLimit: 1500})
 	})
 	if dataErr != nil {
-		t.Skipf("Fashion-MNIST not available (apt-get install dataset-fashion-mnist): %v", dataErr)
+		testenv.Skip(t, "data", "Fashion-MNIST not available (apt-get install dataset-fashion-mnist): %v", dataErr)
 	}
 	return dataSet
 }
@@ -380,7 +382,7 @@ func TestPrepareRefusesADifferentSpec(t *testing.T) {
 	if err != nil || got.Trials != 9 {
 		t.Fatalf("a new budget must be accepted and stored: %+v, %v", got, err)
 	}
-	if _, _, err := LoadSpec(store, "nope"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := LoadSpec(store, "nope"); !errors.Is(err, storage.ErrStudyNotFound) {
 		t.Fatalf("unknown study: %v", err)
 	}
 }

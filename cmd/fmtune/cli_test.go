@@ -19,6 +19,8 @@ import (
 	"github.com/fmtune/fmtune/search"
 	"github.com/fmtune/fmtune/storage"
 	"github.com/fmtune/fmtune/study"
+
+	"github.com/fmtune/fmtune/internal/testenv"
 )
 
 // The test binary doubles as the fmtune binary: with FMTUNE_TEST_CLI=1 it
@@ -60,7 +62,7 @@ func runFmtune(t *testing.T, dir string, args ...string) (string, string, int) {
 func needData(t *testing.T) {
 	t.Helper()
 	if _, err := data.Locate(""); err != nil {
-		t.Skipf("Fashion-MNIST not available (apt-get install dataset-fashion-mnist): %v", err)
+		testenv.Skip(t, "data", "Fashion-MNIST not available (apt-get install dataset-fashion-mnist): %v", err)
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 
 	"github.com/fmtune/fmtune/storage"
 	"github.com/fmtune/fmtune/study"
+
+	"github.com/fmtune/fmtune/internal/testenv"
 )
 
 // Every bad input in docs/errors.md is a case here: the command must exit
@@ -188,7 +190,7 @@ func closedPort(t *testing.T) int {
 	t.Helper()
 	if c, err := net.Dial("tcp", "127.0.0.1:1"); err == nil {
 		c.Close()
-		t.Skip("something listens on 127.0.0.1:1")
+		testenv.Skip(t, "closed-port", "something listens on 127.0.0.1:1")
 	}
 	return 1
 }
@@ -375,7 +377,7 @@ func TestBadInput(t *testing.T) {
 	for _, c := range badInputs {
 		t.Run(c.what, func(t *testing.T) {
 			if c.pg && pg == "" {
-				t.Skip("needs PostgreSQL: set FMTUNE_TEST_POSTGRES (bash storage/testdata/pg-throwaway.sh start)")
+				testenv.Skip(t, "postgres", "needs PostgreSQL: set FMTUNE_TEST_POSTGRES (bash storage/testdata/pg-throwaway.sh start)")
 			}
 			dir := t.TempDir()
 			args := c.args(t, dir)

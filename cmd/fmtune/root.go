@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -52,15 +53,41 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case isUsageError(err):
-		fmt.Fprintln(stderr, "fmtune:", err)
+		fmt.Fprintln(stderr, "fmtune:", message(err))
 		return exitUsage
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		fmt.Fprintln(stderr, "fmtune: interrupted")
 		return exitInterrupted
 	default:
-		fmt.Fprintln(stderr, "fmtune:", err)
+		fmt.Fprintln(stderr, "fmtune:", message(err))
 		return exitFailure
 	}
+}
+
+// flagNames are the flags that set the fields a study.FieldError names.
+var flagNames = map[string]string{
+	study.FieldName:       "study",
+	study.FieldEpochs:     "epochs",
+	study.FieldTrials:     "trials",
+	study.FieldVal:        "val",
+	study.FieldTrainLimit: "train-limit",
+	study.FieldOptimizers: "optimizers",
+	study.FieldWorkers:    "workers",
+}
+
+// message is err's text as the command line says it: the field of a
+// study.FieldError is named by its flag (--trials).
+func message(err error) string {
+	msg := err.Error()
+	var fe *study.FieldError
+	if errors.As(err, &fe) {
+		flag, ok := flagNames[fe.Field]
+		if !ok {
+			flag = fe.Field
+		}
+		msg = strings.Replace(msg, fe.Error(), fmt.Sprintf("%s: --%s %s", study.ErrInvalidSpec, flag, fe.Msg), 1)
+	}
+	return msg
 }
 
 // isUsageError reports whether err is a mistake in what the user asked for,

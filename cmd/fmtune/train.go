@@ -176,7 +176,7 @@ func trainInStudy(ctx context.Context, opts *TrainOptions) error {
 	spec, _, err := study.LoadSpec(store, opts.Study)
 	created := false
 	switch {
-	case errors.Is(err, study.ErrNotFound):
+	case errors.Is(err, storage.ErrStudyNotFound):
 		spec = study.DefaultSpec()
 		spec.Name, spec.Arch, spec.Epochs, spec.Seed = opts.Study, cfg.Arch, cfg.Epochs, cfg.Seed
 		spec.Val, spec.TrainLimit = opts.Val, opts.TrainLimit
@@ -212,7 +212,7 @@ func trainInStudy(ctx context.Context, opts *TrainOptions) error {
 		progress = &epochTable{out: opts.Out}
 		printTableHeader(opts.Out)
 	}
-	info, err := study.RunManual(ctx, store, ds, spec, m, progress)
+	info, err := study.RunManual(ctx, store, ds, spec, m, study.RunOptions{Progress: progress})
 	if err != nil {
 		return err
 	}
