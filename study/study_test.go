@@ -21,6 +21,7 @@ import (
 	"github.com/fmtune/fmtune/storage"
 
 	"github.com/fmtune/fmtune/internal/testenv"
+	"github.com/fmtune/fmtune/internal/teststore"
 )
 
 var (
@@ -49,12 +50,7 @@ func smallData(t *testing.T) *data.Dataset {
 
 func openStore(t *testing.T) *storage.Storage {
 	t.Helper()
-	s, err := storage.Open(context.Background(), "sqlite:///"+filepath.Join(t.TempDir(), "study.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return teststore.OpenSQLite(t)
 }
 
 func testSpec(name string) Spec {
@@ -66,9 +62,10 @@ func testSpec(name string) Spec {
 	return s
 }
 
+// prepare creates the study; it needs no data (the checksum is only
+// compared by the commands).
 func prepare(t *testing.T, store *storage.Storage, spec Spec) Spec {
 	t.Helper()
-	spec.DataChecksum = smallData(t).Checksum
 	got, err := Prepare(store, spec)
 	if err != nil {
 		t.Fatal(err)
@@ -333,7 +330,7 @@ func TestStaleTrialOfDeadProcessIsRetried(t *testing.T) {
 	if err := store.RecordHeartbeat(id); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// No sleep: the run itself waits until the dead trial's heartbeat is stale.
 
 	out, err := Run(context.Background(), store, ds, spec, RunOptions{Workers: 1, Heartbeat: 50 * time.Millisecond})
 	if err != nil {
@@ -414,14 +411,14 @@ func writeFile(t *testing.T, path, text string) {
 }
 
 func TestTimeoutStartsNoNewTrial(t *testing.T) {
-	ds := smallData(t)
 	store := openStore(t)
 	spec := prepare(t, store, testSpec("timeout"))
-	out, err := Run(context.Background(), store, ds, spec, RunOptions{Workers: 1, Timeout: time.Nanosecond})
+	fake := &fakeTrainer{}
+	out, err := Run(context.Background(), store, noData, spec, RunOptions{Workers: 1, Timeout: time.Nanosecond, Train: fake.Train})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.Reason != "timeout" || out.Finished != 0 {
-		t.Fatalf("outcome %+v, want a timeout before any trial", out)
+	if out.Reason != "timeout" || out.Finished != 0 || fake.count() != 0 {
+		t.Fatalf("outcome %+v after %d trainings, want a timeout before any trial", out, fake.count())
 	}
 }
