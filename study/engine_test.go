@@ -334,9 +334,10 @@ func TestFakeCtrlCRequeues(t *testing.T) {
 			once.Do(cancel)
 		}
 	}
-	out, err := Run(ctx, store, noData, spec, RunOptions{Workers: 2, Train: fake.Train})
+	progress := &notes{}
+	out, err := Run(ctx, store, noData, spec, RunOptions{Workers: 2, Train: fake.Train, Progress: progress})
 	if !errors.Is(err, context.Canceled) || out.Reason != "interrupted" {
-		t.Fatalf("cancelled run: %+v, %v; want interrupted, context.Canceled", out, err)
+		t.Fatalf("cancelled run: %+v, %v; want interrupted, context.Canceled\n%s", out, err, progress.text())
 	}
 	var interrupted []search.Point
 	queued := map[search.Point]bool{}
@@ -354,7 +355,7 @@ func TestFakeCtrlCRequeues(t *testing.T) {
 		case goptuna.TrialStateWaiting:
 			queued[pointOfFixed(t, spec.Space, tr.SystemAttrs[attrFixed])] = true
 		case goptuna.TrialStateRunning:
-			t.Fatalf("trial %d left RUNNING", tr.Number)
+			t.Fatalf("trial %d left RUNNING\n%s", tr.Number, progress.text())
 		}
 	}
 	if len(interrupted) == 0 {

@@ -255,11 +255,18 @@ func (r *runner) acquire(ctx context.Context, w int) (id int, stop string, err e
 		switch {
 		case err == goptuna.ErrTrialCannotBeUpdated: //nolint:errorlint // goptuna's sentinel, unwrapped
 			continue // a waiting trial was taken by a worker that claims without the study lock
-		case ctx.Err() != nil:
+		case err != nil && ctx.Err() != nil:
 			return 0, "interrupted", nil
 		case err != nil:
 			return 0, "", err
-		case id >= 0 || stop != "":
+		case id >= 0:
+			// Acquired, even if ctx ended meanwhile: runTrial then fails it
+			// as interrupted and queues it again, instead of leaving it
+			// RUNNING until its heartbeat is stale.
+			return id, "", nil
+		case ctx.Err() != nil:
+			return 0, "interrupted", nil
+		case stop != "":
 			return id, stop, nil
 		}
 		// Nothing to start now: the rest is running elsewhere. Trials of
