@@ -58,8 +58,8 @@ space, so that it compares with the sampled trials.`,
 }
 
 func enqueueRun(ctx context.Context, opts *EnqueueOptions) error {
-	if opts.Epochs < 0 {
-		return usagef("--epochs must be positive (got %d)", opts.Epochs)
+	if opts.Epochs < 1 && opts.changed != nil && opts.changed("epochs") {
+		return usagef("--epochs must be at least 1 (got %d); leave it out for the study's", opts.Epochs)
 	}
 	store, err := openExistingStore(ctx, opts.Storage)
 	if err != nil {
