@@ -21,7 +21,6 @@ type fakeTrial struct {
 	lr      string
 	opt     string
 	batch   string
-	value   float64
 	test    string // test_accuracy user attr, "" for none
 	seconds string // seconds user attr, "" for none
 	curve   []models.EpochStats

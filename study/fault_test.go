@@ -9,8 +9,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -31,11 +33,56 @@ const faultStudy = "faults"
 // a dead trial is stale after 4 of them.
 const faultHeartbeat = 100 * time.Millisecond
 
+// envSeedChild makes the test binary a child that runs a study whose
+// sampler cannot be seeded (GODEBUG=randseednop=1): the value is the
+// storage URL.
+const envSeedChild = "FMTUNE_TEST_SEED_CHILD"
+
 func TestMain(m *testing.M) {
 	if u := os.Getenv(envFaultChild); u != "" {
 		os.Exit(faultChild(u))
 	}
+	if u := os.Getenv(envSeedChild); u != "" {
+		os.Exit(seedChild(u))
+	}
 	os.Exit(m.Run())
+}
+
+// seedChild runs the study at u and exits 0 when Run refused to, saying that
+// the sampler cannot be seeded; 1 when it ran.
+func seedChild(u string) int {
+	store, err := storage.Open(context.Background(), u)
+	if err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		return 3
+	}
+	defer store.Close()
+	spec, _, err := LoadSpec(store, faultStudy)
+	if err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		return 3
+	}
+	fake := &fakeTrainer{}
+	_, err = Run(context.Background(), store, noData, spec, RunOptions{Workers: 1, Train: fake.Train})
+	if err != nil && strings.Contains(err.Error(), "cannot be seeded") && fake.count() == 0 {
+		return 0
+	}
+	os.Stderr.WriteString(fmt.Sprintf("Run: %v after %d trainings; want the seeding error before any\n", err, fake.count()))
+	return 1
+}
+
+// TestUnseedableSamplerStopsTheRun: where the global math/rand cannot be
+// seeded (a binary built without //go:debug randseednop=0; here the
+// GODEBUG of a child process), Run says so instead of sampling
+// unreproducibly.
+func TestUnseedableSamplerStopsTheRun(t *testing.T) {
+	u := teststore.SQLiteURL(t)
+	prepare(t, teststore.Open(t, u), testSpec(faultStudy))
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envSeedChild+"="+u, "GODEBUG=randseednop=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
 }
 
 // faultChild runs the study at u with two workers and the fake trainer; a

@@ -94,7 +94,7 @@ func (p *Plan) check() error {
 	}
 	known := func(step int, name string) error {
 		if _, ok := p.Studies[name]; !ok {
-			return fmt.Errorf("step %d names study %q, which is not under studies:", step+1, name)
+			return fmt.Errorf("step %d names study %q, which is not listed under studies", step+1, name)
 		}
 		return nil
 	}
