@@ -194,9 +194,9 @@ func UnmarshalSpec(text string) (Spec, error) {
 // a plan's defaults and studies), in the flags' words. Every key is optional.
 type SpecKeys struct {
 	Arch       string   `yaml:"arch"`
-	LR         listText `yaml:"lr"`
-	Optimizers listText `yaml:"optimizers"`
-	Batch      listText `yaml:"batch"`
+	LR         ListText `yaml:"lr"`
+	Optimizers ListText `yaml:"optimizers"`
+	Batch      ListText `yaml:"batch"`
 	Sampler    string   `yaml:"sampler"`
 	Pruner     string   `yaml:"pruner"`
 	Epochs     int      `yaml:"epochs"`
@@ -217,14 +217,14 @@ type File struct {
 	Storage  string `yaml:"storage"`
 }
 
-// listText accepts either "a,b,c" or a YAML list [a, b, c] and keeps the
+// ListText accepts either "a,b,c" or a YAML list [a, b, c] and keeps the
 // comma-separated text that the flags take.
-type listText string
+type ListText string
 
-func (l *listText) UnmarshalYAML(n *yaml.Node) error {
+func (l *ListText) UnmarshalYAML(n *yaml.Node) error {
 	switch n.Kind {
 	case yaml.ScalarNode:
-		*l = listText(n.Value)
+		*l = ListText(n.Value)
 	case yaml.SequenceNode:
 		parts := make([]string, len(n.Content))
 		for i, c := range n.Content {
@@ -233,7 +233,7 @@ func (l *listText) UnmarshalYAML(n *yaml.Node) error {
 			}
 			parts[i] = c.Value
 		}
-		*l = listText(strings.Join(parts, ","))
+		*l = ListText(strings.Join(parts, ","))
 	default:
 		return fmt.Errorf("line %d: expected a value or a list", n.Line)
 	}

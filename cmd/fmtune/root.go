@@ -44,8 +44,13 @@ func usagef(format string, args ...any) error {
 func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return execute(ctx, defaultFactory(), args, stdout, stderr)
+}
 
-	root := newRootCmd(stdout, stderr)
+// execute runs the command line args with what f provides until ctx ends,
+// prints the error (if any) and returns the exit code.
+func execute(ctx context.Context, f *Factory, args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd(f, stdout, stderr)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -87,6 +92,10 @@ func message(err error) string {
 		}
 		msg = strings.Replace(msg, fe.Error(), fmt.Sprintf("%s: --%s %s", study.ErrInvalidSpec, flag, fe.Msg), 1)
 	}
+	var dm *study.DataMismatchError
+	if errors.As(err, &dm) {
+		msg += "; point --data at the original files"
+	}
 	return msg
 }
 
@@ -105,7 +114,7 @@ func isUsageError(err error) bool {
 }
 
 // newRootCmd builds the command tree.
-func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+func newRootCmd(f *Factory, stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "fmtune",
 		Short: "Hyperparameter search for Fashion-MNIST classifiers",
@@ -125,17 +134,17 @@ keeps every trial in an Optuna-compatible SQLite or PostgreSQL storage.`,
 	root.AddCommand(
 		newDataCmd(),
 		newModelsCmd(),
-		newTrainCmd(),
+		newTrainCmd(f),
 		newBenchCmd(),
-		newTuneCmd(),
-		newResumeCmd(),
-		newWorkerCmd(),
-		newBestCmd(),
-		newStudiesCmd(),
-		newTrialsCmd(),
-		newEnqueueCmd(),
-		newPlanCmd(),
-		newCompareCmd(), newReportCmd(),
+		newTuneCmd(f),
+		newResumeCmd(f),
+		newWorkerCmd(f),
+		newBestCmd(f),
+		newStudiesCmd(f),
+		newTrialsCmd(f),
+		newEnqueueCmd(f),
+		newPlanCmd(f),
+		newCompareCmd(f), newReportCmd(f),
 	)
 	return root
 }
