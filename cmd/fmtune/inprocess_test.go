@@ -61,7 +61,9 @@ func (f *fakeTrain) count() int {
 
 type fakeEval float64
 
-func (a fakeEval) Evaluate(*data.Set) (float64, float64, error) { return 1 - float64(a), float64(a), nil }
+func (a fakeEval) Evaluate(*data.Set) (float64, float64, error) {
+	return 1 - float64(a), float64(a), nil
+}
 
 // tinyDir is the directory of the tiny IDX files (8 training, 4 test images).
 const tinyDir = "../../data/testdata/tiny-raw"
