@@ -389,11 +389,11 @@ func testHeartbeats(t *testing.T, s *Storage) {
 func testStudyHelper(t *testing.T, s *Storage) {
 	name := studyName(t)
 	id := res(s.CreateNewStudy(name)).must(t)
-	if got := res(s.Study(name)).must(t); got != id {
-		t.Errorf("Study(%q) = %d, want %d", name, got, id)
+	if got := res(s.GetStudyIDFromName(name)).must(t); got != id {
+		t.Errorf("GetStudyIDFromName(%q) = %d, want %d", name, got, id)
 	}
-	if _, err := s.Study(name + "x"); !errors.Is(err, ErrStudyNotFound) {
-		t.Errorf("Study(unknown) = %v, want ErrStudyNotFound", err)
+	if _, err := s.GetStudyIDFromName(name + "x"); !errors.Is(err, ErrStudyNotFound) {
+		t.Errorf("GetStudyIDFromName(unknown) = %v, want ErrStudyNotFound", err)
 	}
 	if s.String() == "" {
 		t.Errorf("String() is empty")

@@ -8,10 +8,7 @@
 // Point is a comparison of two strings and nothing else.
 package fault
 
-import (
-	"os"
-	"slices"
-)
+import "os"
 
 // Env is the environment variable that arms a fault point.
 const Env = "FMTUNE_FAULT"
@@ -43,9 +40,6 @@ var armed = os.Getenv(Env)
 
 // Armed reports the armed point, "" for none.
 func Armed() string { return armed }
-
-// Known reports whether name is a fault point.
-func Known(name string) bool { return slices.Contains(Points, name) }
 
 // Point kills this process when name is the armed fault point.
 func Point(name string) {
