@@ -48,7 +48,8 @@ const FailKindStale = "stale"
 // returns them as they were just before (params, distributions, attributes, intermediate
 // values). A RUNNING trial is stale when
 //
-//   - its last heartbeat is older than grace, or
+//   - its last heartbeat is older than grace (on SQLite, whose heartbeats are in whole
+//     seconds, grace plus one second), or
 //   - it never recorded a heartbeat and its datetime_start is older than grace.
 //
 // The second rule recovers work that crashed before its first heartbeat; it assumes that
@@ -95,7 +96,11 @@ func (s *Storage) RecoverStaleTrials(studyID int, grace time.Duration, requeue f
 				"(h.heartbeat IS NOT NULL AND julianday(h.heartbeat) < julianday('now', ?)) OR " +
 				"(h.heartbeat IS NULL AND julianday(t.datetime_start) < julianday(?))) " +
 				"ORDER BY t.trial_id"
-			args = []any{studyID, stateRunning, fmt.Sprintf("-%.6f seconds", grace.Seconds()), startCutoff}
+			// SQLite stores a heartbeat in whole seconds (see above): one
+			// that reads s may have been recorded at s+0.999. Without that
+			// second, a live trial beating more often than once a second
+			// could look stale between two beats.
+			args = []any{studyID, stateRunning, fmt.Sprintf("-%.6f seconds", (grace + time.Second).Seconds()), startCutoff}
 		}
 		rows, err := r.query(ctx, q, args...)
 		if err != nil {

@@ -30,8 +30,9 @@ const envFaultChild = "FMTUNE_TEST_FAULT_CHILD"
 const faultStudy = "faults"
 
 // faultHeartbeat is the heartbeat of the child and of the recovering run:
-// a dead trial is stale after 4 of them.
-const faultHeartbeat = 100 * time.Millisecond
+// a dead trial is stale after 4 of them (and a second, on SQLite). A live
+// trial on a loaded machine (-race) must not look dead meanwhile.
+const faultHeartbeat = 250 * time.Millisecond
 
 // envSeedChild makes the test binary a child that runs a study whose
 // sampler cannot be seeded (GODEBUG=randseednop=1): the value is the

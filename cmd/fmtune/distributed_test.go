@@ -283,11 +283,11 @@ func TestDistributedBudget(t *testing.T) {
 	dir := t.TempDir()
 	u := sharedStorage(t, dir)
 	// The study is created first (--timeout 1ns starts no trial), then three
-	// processes join it at once. A cnn trial spends a second or more on its
-	// test evaluation, so no process can finish the target alone before the
-	// others have loaded their data.
-	create := startFmtune(t, dir, "create", "tune", "--study", "dist-budget", "--storage", u, "--trials", "10", "--arch", "cnn",
-		"--epochs", "1", "--train-limit", "300", "--val", "200", "--pruner", "median", "--timeout", "1ns", "--quiet")
+	// processes join it at once, so that they start acquiring trials at
+	// about the same moment (after loading the same data): each trial takes
+	// longer than the others need to catch up.
+	create := startFmtune(t, dir, "create", "tune", "--study", "dist-budget", "--storage", u, "--trials", "10",
+		"--epochs", "2", "--train-limit", "1000", "--val", "200", "--pruner", "median", "--timeout", "1ns", "--quiet")
 	if code := create.wait(t, 2*time.Minute); code != 0 {
 		t.Fatalf("creating the study exited %d:\n%s", code, tail(create.err.String(), 30))
 	}
