@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fmtune/fmtune/data"
-	"github.com/fmtune/fmtune/models"
 	"github.com/fmtune/fmtune/storage"
 	"github.com/fmtune/fmtune/study"
 )
@@ -149,14 +148,6 @@ func specFromOptions(opts *TuneOptions) (study.Spec, error) {
 
 // flagOfKey is the flag that sets a spec key: train_limit is --train-limit.
 func flagOfKey(key string) string { return strings.ReplaceAll(key, "_", "-") }
-
-func archNames() []string {
-	var names []string
-	for _, a := range models.Archs() {
-		names = append(names, a.Name)
-	}
-	return names
-}
 
 func tuneRun(ctx context.Context, opts *TuneOptions) error {
 	spec, err := specFromOptions(opts)
