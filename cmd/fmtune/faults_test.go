@@ -207,9 +207,10 @@ func TestPostgresRestartDuringStudy(t *testing.T) {
 		"--train-limit", "2000", "--val", "500", "--pruner", "none"}, flags...)...)
 	waitFor(t, 2*time.Minute, "a trial in mid-training", midTrial("outage"))
 	pg("down")
-	// Up again once the run has met the outage (not after a fixed sleep,
-	// which a loaded machine may not fill).
-	waitFor(t, 2*time.Minute, "the run to note the outage", func() bool { return strings.Contains(p.err.String(), "storage unreachable") })
+	// Up again once a write of the run has met the outage and waits to
+	// retry (not after a fixed sleep, which a loaded machine may not fill;
+	// nor at the first failed heartbeat, which the run rides out silently).
+	waitFor(t, 2*time.Minute, "a write of the run to wait for the storage", func() bool { return strings.Contains(p.err.String(), "retrying in") })
 	pg("up")
 	if code := p.wait(t, 3*time.Minute); code != 0 {
 		t.Fatalf("tune across a server restart exited %d:\n%s", code, tail(p.err.String(), 40))
