@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/fmtune/fmtune/internal/testenv"
 )
 
 // mirror is a local stand-in for the dataset's mirror.
@@ -134,7 +136,7 @@ func TestDownload(t *testing.T) {
 			t.Fatal("no pinned checksums")
 		}
 		if _, err := os.Stat(SystemDir); err != nil {
-			t.Skipf("Debian copy %s absent (apt-get install dataset-fashion-mnist): %v", SystemDir, err)
+			testenv.Skip(t, "data", "Debian copy %s absent (apt-get install dataset-fashion-mnist): %v", SystemDir, err)
 		}
 		for _, name := range FileNames {
 			if err := verifyFile(filepath.Join(SystemDir, name+".gz"), Official[name]); err != nil {

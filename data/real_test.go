@@ -3,12 +3,14 @@ package data
 import (
 	"os"
 	"testing"
+
+	"github.com/fmtune/fmtune/internal/testenv"
 )
 
 // TestRealData loads the Debian copy of Fashion-MNIST when it is installed.
 func TestRealData(t *testing.T) {
 	if _, err := os.Stat(SystemDir); err != nil {
-		t.Skipf("real data absent (apt-get install dataset-fashion-mnist): %v", err)
+		testenv.Skip(t, "data", "real data absent (apt-get install dataset-fashion-mnist): %v", err)
 	}
 	if testing.Short() {
 		t.Skip("loads 30 MB; skipped with -short")

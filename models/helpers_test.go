@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/fmtune/fmtune/data"
+
+	"github.com/fmtune/fmtune/internal/testenv"
 )
 
 var (
@@ -26,7 +28,7 @@ func fashion(tb testing.TB) *data.Dataset {
 		realData, realErr = data.Load(dir, data.Options{})
 	})
 	if realErr != nil {
-		tb.Skipf("Fashion-MNIST not available: %v", realErr)
+		testenv.Skip(tb, "data", "Fashion-MNIST not available (apt-get install dataset-fashion-mnist): %v", realErr)
 	}
 	return realData
 }

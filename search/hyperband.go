@@ -35,9 +35,6 @@ func NewHyperband(minResource, maxResource, reduction int) *Hyperband {
 	return h
 }
 
-// Brackets is the number of successive-halving brackets.
-func (h *Hyperband) Brackets() int { return len(h.budgets) }
-
 // Bracket returns the bracket of the trial with this number.
 func (h *Hyperband) Bracket(trialNumber int) int {
 	total := 0

@@ -170,17 +170,17 @@ func TestFactories(t *testing.T) {
 
 func TestHyperbandBrackets(t *testing.T) {
 	h := NewHyperband(1, 10, 3)
-	if h.Brackets() != 3 {
-		t.Fatalf("10 epochs with eta 3: %d brackets, want 3", h.Brackets())
+	if len(h.budgets) != 3 {
+		t.Fatalf("10 epochs with eta 3: %d brackets, want 3", len(h.budgets))
 	}
-	counts := make([]int, h.Brackets())
+	counts := make([]int, len(h.budgets))
 	for n := 0; n < 17; n++ {
 		counts[h.Bracket(n)]++
 	}
 	if !reflect.DeepEqual(counts, []int{9, 5, 3}) {
 		t.Fatalf("bracket allocation over one cycle = %v, want Optuna's [9 5 3]", counts)
 	}
-	if NewHyperband(1, 1, 3).Brackets() != 1 {
+	if len(NewHyperband(1, 1, 3).budgets) != 1 {
 		t.Fatal("one epoch must give one bracket")
 	}
 }

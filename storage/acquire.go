@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/c-bata/goptuna"
+
+	"github.com/fmtune/fmtune/internal/fault"
 )
 
 // Operations for many workers sharing a study: each decision that depends on the other
@@ -83,12 +85,12 @@ func (s *Storage) AcquireTrial(studyID int, choose func([]goptuna.FrozenTrial) P
 }
 
 // FailTrial marks an unfinished trial FAIL with the reason (Optuna's fail_reason system
-// attribute) and, when requeue is not nil, inserts requeue as a new trial of the same
+// attribute) and kind (AttrFailKind, unless ""), and, when requeue is not nil, inserts requeue as a new trial of the same
 // study (as CloneTrial does, typically WAITING with fixed_params) in the same transaction,
 // so no other worker sees the failed trial's place free before its retry is queued. It
 // returns the new trial's id, or -1. A finished trial gives goptuna.ErrTrialCannotBeUpdated,
 // unwrapped, and changes nothing.
-func (s *Storage) FailTrial(trialID int, reason string, requeue *goptuna.FrozenTrial) (int, error) {
+func (s *Storage) FailTrial(trialID int, reason, kind string, requeue *goptuna.FrozenTrial) (int, error) {
 	var state string
 	if requeue != nil {
 		var err error
@@ -116,6 +118,11 @@ func (s *Storage) FailTrial(trialID int, reason string, requeue *goptuna.FrozenT
 		if err := setTrialAttr(ctx, r, "trial_system_attributes", trialID, failReasonKey, reason); err != nil {
 			return err
 		}
+		if kind != "" {
+			if err := setTrialAttr(ctx, r, "trial_system_attributes", trialID, AttrFailKind, kind); err != nil {
+				return err
+			}
+		}
 		if _, err := r.exec(ctx, "UPDATE trials SET state = ?, datetime_complete = ? WHERE trial_id = ?",
 			stateFail, timeArg(time.Now()), trialID); err != nil {
 			return err
@@ -123,6 +130,7 @@ func (s *Storage) FailTrial(trialID int, reason string, requeue *goptuna.FrozenT
 		if requeue == nil {
 			return nil
 		}
+		fault.Point(fault.DuringRequeue)
 		var err error
 		newID, err = cloneTrial(ctx, r, studyID, *requeue, state)
 		return err

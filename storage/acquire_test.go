@@ -143,15 +143,15 @@ func TestFailTrialRequeues(t *testing.T) {
 			tid := res(s.CreateNewTrial(id)).must(t)
 			ok(t, s.SetTrialParam(tid, "x", 0.5, goptuna.UniformDistribution{Low: 0, High: 1}))
 			retry := goptuna.FrozenTrial{State: goptuna.TrialStateWaiting, SystemAttrs: map[string]string{"fixed_params": `{"x":0.5}`}}
-			newID := res(s.FailTrial(tid, "interrupted", &retry)).must(t)
+			newID := res(s.FailTrial(tid, "interrupted", "interrupted", &retry)).must(t)
 			failed := res(s.GetTrial(tid)).must(t)
 			queued := res(s.GetTrial(newID)).must(t)
-			if failed.State != goptuna.TrialStateFail || failed.SystemAttrs["fail_reason"] != "interrupted" ||
+			if failed.State != goptuna.TrialStateFail || failed.SystemAttrs["fail_reason"] != "interrupted" || failed.SystemAttrs[AttrFailKind] != "interrupted" ||
 				queued.State != goptuna.TrialStateWaiting || queued.SystemAttrs["fixed_params"] != `{"x":0.5}` || queued.Number != 1 {
 				t.Fatalf("failed %+v\nqueued %+v", failed, queued)
 			}
 			// A finished trial cannot be failed again, and nothing is queued.
-			if _, err := s.FailTrial(tid, "again", &retry); err != goptuna.ErrTrialCannotBeUpdated { //nolint:errorlint // must stay unwrapped
+			if _, err := s.FailTrial(tid, "again", "", &retry); err != goptuna.ErrTrialCannotBeUpdated { //nolint:errorlint // must stay unwrapped
 				t.Fatalf("FailTrial of a FAIL trial: %v, want goptuna.ErrTrialCannotBeUpdated unwrapped", err)
 			}
 			if n := len(res(s.GetAllTrials(id)).must(t)); n != 2 {
@@ -159,8 +159,11 @@ func TestFailTrialRequeues(t *testing.T) {
 			}
 			// Without a retry.
 			other := res(s.CreateNewTrial(id)).must(t)
-			if got := res(s.FailTrial(other, "diverged: loss is NaN", nil)).must(t); got != -1 {
+			if got := res(s.FailTrial(other, "diverged: loss is NaN", "", nil)).must(t); got != -1 {
 				t.Fatalf("FailTrial without requeue returned id %d", got)
+			}
+			if kind, set := res(s.GetTrial(other)).must(t).SystemAttrs[AttrFailKind]; set {
+				t.Fatalf("FailTrial without a kind wrote %s = %q", AttrFailKind, kind)
 			}
 		})
 	}
@@ -191,7 +194,8 @@ func TestRecoverStaleTrialsRequeuesInTheSameStep(t *testing.T) {
 			}
 			trials := res(s.GetAllTrials(id)).must(t)
 			if len(trials) != 4 || trials[3].State != goptuna.TrialStateWaiting || trials[3].SystemAttrs["retry_of"] != "0" ||
-				trials[0].State != goptuna.TrialStateFail || trials[2].State != goptuna.TrialStateRunning {
+				trials[0].State != goptuna.TrialStateFail || trials[0].SystemAttrs[AttrFailKind] != FailKindStale ||
+				trials[2].State != goptuna.TrialStateRunning {
 				t.Fatalf("after recovery: %+v", trials)
 			}
 		})

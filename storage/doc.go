@@ -29,7 +29,7 @@
 //   - SetTrialState(id, RUNNING) claims only a WAITING trial, atomically; every update of a
 //     finished trial (and a lost claim) returns goptuna.ErrTrialCannotBeUpdated unwrapped.
 //   - Intermediate values keep NaN and ±Inf (Optuna's intermediate_value_type).
-//   - Heartbeats: RecordHeartbeat and FailStaleTrials recover trials of crashed workers.
+//   - Heartbeats: RecordHeartbeat and RecoverStaleTrials recover trials of crashed workers.
 //   - Many workers, one budget: AcquireTrial decides (through a caller's function over the
 //     study's trials) and claims or creates a trial in one transaction under the study's
 //     lock, so a trial budget holds across processes; FailTrial and RecoverStaleTrials

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/c-bata/goptuna"
+
+	"github.com/fmtune/fmtune/internal/fault"
 )
 
 // Heartbeats follow Optuna's trial_heartbeats: one row per trial, its time taken from the
@@ -17,7 +19,7 @@ import (
 
 // RecordHeartbeat records that a trial is alive now. A finished trial gives
 // goptuna.ErrTrialCannotBeUpdated: its worker learns that the trial was given up (for
-// instance failed by FailStaleTrials) and should stop.
+// instance failed by RecoverStaleTrials) and should stop.
 func (s *Storage) RecordHeartbeat(trialID int) error {
 	return s.writeR(func(ctx context.Context, r runner) error {
 		if err := updatable(ctx, r, trialID); err != nil {
@@ -34,26 +36,33 @@ func (s *Storage) RecordHeartbeat(trialID int) error {
 	})
 }
 
-// FailStaleTrials turns the study's RUNNING trials that look abandoned into FAIL and
+// AttrFailKind is the trial system attribute that says why fmtune failed a trial, for
+// programs to read (fail_reason says it for people). It is written in the transaction
+// that sets the FAIL state.
+const AttrFailKind = "fmtune:fail_kind"
+
+// FailKindStale is the AttrFailKind of a trial that RecoverStaleTrials failed.
+const FailKindStale = "stale"
+
+// RecoverStaleTrials turns the study's RUNNING trials that look abandoned into FAIL and
 // returns them as they were just before (params, distributions, attributes, intermediate
-// values), so the caller can re-queue their parameters. A RUNNING trial is stale when
+// values). A RUNNING trial is stale when
 //
-//   - its last heartbeat is older than grace, or
+//   - its last heartbeat is older than grace (on SQLite, whose heartbeats are in whole
+//     seconds, grace plus one second), or
 //   - it never recorded a heartbeat and its datetime_start is older than grace.
 //
 // The second rule recovers work that crashed before its first heartbeat; it assumes that
 // every worker of the study records a heartbeat within grace of starting a trial (Optuna
 // itself leaves trials without heartbeat alone), and that the clocks of the machines
 // sharing a PostgreSQL study agree to well within grace (datetime_start is the writer's
-// local wall clock, as in Optuna). Each failed trial gets the system attribute
-// "fail_reason". Selecting and failing happen in one write transaction, so two processes
-// recovering the same study never both return a trial.
-func (s *Storage) FailStaleTrials(studyID int, grace time.Duration) ([]goptuna.FrozenTrial, error) {
-	return s.RecoverStaleTrials(studyID, grace, nil)
-}
-
-// RecoverStaleTrials is FailStaleTrials that also queues a retry of each trial it fails,
-// in the same transaction: requeue (when not nil) gets the trial as it was and returns
+// local wall clock, as in Optuna). Each failed trial gets the system attributes
+// "fail_reason" and AttrFailKind (FailKindStale). Selecting and failing happen in one
+// write transaction, so two processes recovering the same study never both return a
+// trial.
+//
+// In the same transaction it queues a retry of each trial it fails: requeue (when not
+// nil) gets the trial as it was and returns
 // the trial to insert in its place (as CloneTrial would: typically WAITING with
 // fixed_params), or false for none. Failing and re-queueing at once means that no other
 // worker sees the failed trial's place in a budget free before the retry is queued (see
@@ -87,7 +96,11 @@ func (s *Storage) RecoverStaleTrials(studyID int, grace time.Duration, requeue f
 				"(h.heartbeat IS NOT NULL AND julianday(h.heartbeat) < julianday('now', ?)) OR " +
 				"(h.heartbeat IS NULL AND julianday(t.datetime_start) < julianday(?))) " +
 				"ORDER BY t.trial_id"
-			args = []any{studyID, stateRunning, fmt.Sprintf("-%.6f seconds", grace.Seconds()), startCutoff}
+			// SQLite stores a heartbeat in whole seconds (see above): one
+			// that reads s may have been recorded at s+0.999. Without that
+			// second, a live trial beating more often than once a second
+			// could look stale between two beats.
+			args = []any{studyID, stateRunning, fmt.Sprintf("-%.6f seconds", (grace + time.Second).Seconds()), startCutoff}
 		}
 		rows, err := r.query(ctx, q, args...)
 		if err != nil {
@@ -123,11 +136,15 @@ func (s *Storage) RecoverStaleTrials(studyID int, grace time.Duration, requeue f
 			if err := setTrialAttr(ctx, r, "trial_system_attributes", id, failReasonKey, reason); err != nil {
 				return err
 			}
+			if err := setTrialAttr(ctx, r, "trial_system_attributes", id, AttrFailKind, FailKindStale); err != nil {
+				return err
+			}
 			failed = append(failed, t)
 			if requeue == nil {
 				continue
 			}
 			if retry, ok := requeue(t); ok {
+				fault.Point(fault.DuringRequeue)
 				st, err := stateToDB(retry.State)
 				if err != nil {
 					return err

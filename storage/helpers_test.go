@@ -2,9 +2,6 @@ package storage
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -13,13 +10,12 @@ import (
 	"testing"
 
 	"github.com/c-bata/goptuna"
-	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/fmtune/fmtune/internal/testenv"
 )
 
-// envTestPostgres names a PostgreSQL server for the tests, as a URL with a database the
-// tests may create other databases from (e.g. postgresql://postgres@127.0.0.1:55432/postgres).
-// storage/testdata/pg-throwaway.sh starts a disposable one and prints the URL.
-const envTestPostgres = "FMTUNE_TEST_POSTGRES"
+// envTestPostgres names the PostgreSQL server of the tests (see testenv.EnvPostgres).
+const envTestPostgres = testenv.EnvPostgres
 
 var pgOnce struct {
 	sync.Once
@@ -31,13 +27,10 @@ var pgOnce struct {
 // $FMTUNE_TEST_POSTGRES, created once per test binary and dropped by TestMain, or skips.
 func testPostgresURL(t testing.TB) string {
 	t.Helper()
-	admin := os.Getenv(envTestPostgres)
-	if admin == "" {
-		t.Skipf("PostgreSQL tests skipped: set %s to a server URL (bash storage/testdata/pg-throwaway.sh start prints one)", envTestPostgres)
-	}
+	admin := testenv.PostgresAdmin(t)
 	pgOnce.Do(func() {
 		name := "fmtune_test_" + strings.ReplaceAll(uuid4()[:13], "-", "")
-		pgOnce.url, pgOnce.err = createPostgresDB(admin, name)
+		pgOnce.url, pgOnce.err = testenv.CreateDB(admin, name)
 	})
 	if pgOnce.err != nil {
 		t.Fatalf("create test database on %s: %v", redactURL(admin), pgOnce.err)
@@ -48,45 +41,7 @@ func testPostgresURL(t testing.TB) string {
 // freshPostgresURL creates a database of its own for a test that needs an empty one.
 func freshPostgresURL(t testing.TB) string {
 	t.Helper()
-	admin := os.Getenv(envTestPostgres)
-	if admin == "" {
-		t.Skipf("PostgreSQL tests skipped: set %s to a server URL", envTestPostgres)
-	}
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	name := fmt.Sprintf("fmtune_test_%x", b)
-	u, err := createPostgresDB(admin, name)
-	if err != nil {
-		t.Fatalf("create database %s: %v", name, err)
-	}
-	t.Cleanup(func() { dropPostgresDB(admin, name) })
-	return u
-}
-
-func createPostgresDB(admin, name string) (string, error) {
-	db, err := sql.Open("pgx", admin)
-	if err != nil {
-		return "", err
-	}
-	defer db.Close()
-	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
-		return "", err
-	}
-	u, err := url.Parse(admin)
-	if err != nil {
-		return "", err
-	}
-	u.Path = "/" + name
-	return u.String(), nil
-}
-
-func dropPostgresDB(admin, name string) {
-	db, err := sql.Open("pgx", admin)
-	if err != nil {
-		return
-	}
-	defer db.Close()
-	_, _ = db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+	return testenv.PostgresDB(t, "fmtune_test")
 }
 
 func TestMain(m *testing.M) {
@@ -96,7 +51,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if pgOnce.url != "" {
 		if u, err := url.Parse(pgOnce.url); err == nil {
-			dropPostgresDB(os.Getenv(envTestPostgres), strings.TrimPrefix(u.Path, "/"))
+			testenv.DropDB(os.Getenv(envTestPostgres), strings.TrimPrefix(u.Path, "/"))
 		}
 	}
 	os.Exit(code)

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/c-bata/goptuna"
+
+	"github.com/fmtune/fmtune/internal/testenv"
 )
 
 // The interoperability tests run Debian's python3-optuna (Optuna 3.1, whose alembic head
@@ -28,7 +30,7 @@ func requireOptuna(t *testing.T) {
 	t.Helper()
 	out, err := exec.Command(python, "-c", "import optuna; print(optuna.__version__)").CombinedOutput()
 	if err != nil {
-		t.Skipf("Optuna interoperability tests skipped: %s cannot import optuna (apt-get install python3-optuna): %v: %s",
+		testenv.Skip(t, "optuna", "Optuna interoperability tests skipped: %s cannot import optuna (apt-get install python3-optuna): %v: %s",
 			python, err, strings.TrimSpace(string(out)))
 	}
 }
@@ -267,7 +269,7 @@ func pgSchema(t *testing.T, u string) []string {
 // Optuna 3.1 creates (which needs Debian's python3-psycopg2 besides a server).
 func testPostgresSchemaMatchesOptuna(t *testing.T) {
 	if out, err := exec.Command(python, "-c", "import psycopg2").CombinedOutput(); err != nil {
-		t.Skipf("needs python3-psycopg2 for Optuna to reach PostgreSQL: %v %s", err, out)
+		testenv.Skip(t, "optuna", "needs python3-psycopg2 for Optuna to reach PostgreSQL: %v %s", err, out)
 	}
 	ref := freshPostgresURL(t)
 	runOptunaScript(t, "schema", ref)

@@ -159,7 +159,7 @@ func testErrors(t *testing.T, s *Storage) {
 		"SetStudyDirection":   s.SetStudyDirection(missing, goptuna.StudyDirectionMaximize),
 		"SetStudyUserAttr":    s.SetStudyUserAttr(missing, "k", "v"),
 		"DeleteStudy":         s.DeleteStudy(missing),
-		"FailStaleTrials":     res(s.FailStaleTrials(missing, time.Minute)).err,
+		"RecoverStaleTrials":  res(s.RecoverStaleTrials(missing, time.Minute, nil)).err,
 		"GetStudyIDFromName":  res(s.GetStudyIDFromName("no such study")).err,
 	}
 	for name, err := range studyCalls {
@@ -194,8 +194,8 @@ func testErrors(t *testing.T, s *Storage) {
 	if err := s.SetStudyDirection(id, "sideways"); err == nil {
 		t.Error("SetStudyDirection(sideways): no error")
 	}
-	if _, err := s.FailStaleTrials(id, 0); err == nil {
-		t.Error("FailStaleTrials(grace 0): no error")
+	if _, err := s.RecoverStaleTrials(id, 0, nil); err == nil {
+		t.Error("RecoverStaleTrials(grace 0): no error")
 	}
 }
 
@@ -341,7 +341,7 @@ func testHeartbeats(t *testing.T, s *Storage) {
 	}
 	ageHeartbeat(t, s, stale, 2*time.Hour)
 
-	failed := res(s.FailStaleTrials(id, grace)).must(t)
+	failed := res(s.RecoverStaleTrials(id, grace, nil)).must(t)
 	var got []int
 	for _, tr := range failed {
 		got = append(got, tr.ID)
@@ -352,7 +352,7 @@ func testHeartbeats(t *testing.T, s *Storage) {
 	}
 	sort.Ints(got)
 	if fmt.Sprint(got) != fmt.Sprint([]int{stale, neverBeat}) {
-		t.Fatalf("FailStaleTrials = %v, want %v (stale, never beat)", got, []int{stale, neverBeat})
+		t.Fatalf("RecoverStaleTrials = %v, want %v (stale, never beat)", got, []int{stale, neverBeat})
 	}
 	want := map[int]goptuna.TrialState{alive: goptuna.TrialStateRunning, stale: goptuna.TrialStateFail,
 		neverBeat: goptuna.TrialStateFail, justStarted: goptuna.TrialStateRunning,
@@ -365,8 +365,14 @@ func testHeartbeats(t *testing.T, s *Storage) {
 	if !strings.Contains(failReason(t, s, stale), "heartbeat") {
 		t.Errorf("fail_reason = %q", failReason(t, s, stale))
 	}
-	if again := res(s.FailStaleTrials(id, grace)).must(t); len(again) != 0 {
-		t.Errorf("second FailStaleTrials returned %d trials", len(again))
+	// Programs read the kind, written with the FAIL state, never the reason's text.
+	for _, tid := range []int{stale, neverBeat} {
+		if kind := res(s.GetTrial(tid)).must(t).SystemAttrs[AttrFailKind]; kind != FailKindStale {
+			t.Errorf("trial %d: %s = %q, want %q", tid, AttrFailKind, kind, FailKindStale)
+		}
+	}
+	if again := res(s.RecoverStaleTrials(id, grace, nil)).must(t); len(again) != 0 {
+		t.Errorf("second RecoverStaleTrials returned %d trials", len(again))
 	}
 	// The worker of a trial failed as stale learns it at its next heartbeat or update.
 	if err := s.RecordHeartbeat(stale); err != goptuna.ErrTrialCannotBeUpdated { //nolint:errorlint
@@ -383,11 +389,11 @@ func testHeartbeats(t *testing.T, s *Storage) {
 func testStudyHelper(t *testing.T, s *Storage) {
 	name := studyName(t)
 	id := res(s.CreateNewStudy(name)).must(t)
-	if got := res(s.Study(name)).must(t); got != id {
-		t.Errorf("Study(%q) = %d, want %d", name, got, id)
+	if got := res(s.GetStudyIDFromName(name)).must(t); got != id {
+		t.Errorf("GetStudyIDFromName(%q) = %d, want %d", name, got, id)
 	}
-	if _, err := s.Study(name + "x"); !errors.Is(err, ErrStudyNotFound) {
-		t.Errorf("Study(unknown) = %v, want ErrStudyNotFound", err)
+	if _, err := s.GetStudyIDFromName(name + "x"); !errors.Is(err, ErrStudyNotFound) {
+		t.Errorf("GetStudyIDFromName(unknown) = %v, want ErrStudyNotFound", err)
 	}
 	if s.String() == "" {
 		t.Errorf("String() is empty")

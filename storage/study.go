@@ -123,10 +123,6 @@ func (s *Storage) GetStudyIDFromName(name string) (int, error) {
 	return id, nil
 }
 
-// Study returns the id of the named study; errors.Is(err, ErrStudyNotFound) when there is
-// none.
-func (s *Storage) Study(studyName string) (int, error) { return s.GetStudyIDFromName(studyName) }
-
 // GetStudyIDFromTrialID returns the id of the study a trial belongs to.
 func (s *Storage) GetStudyIDFromTrialID(trialID int) (int, error) {
 	var id int

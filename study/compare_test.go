@@ -21,7 +21,6 @@ type fakeTrial struct {
 	lr      string
 	opt     string
 	batch   string
-	value   float64
 	test    string // test_accuracy user attr, "" for none
 	seconds string // seconds user attr, "" for none
 	curve   []models.EpochStats
@@ -232,8 +231,8 @@ func TestCompareUnknownStudy(t *testing.T) {
 	store := openStore(t)
 	newStudy(t, store, "known")
 	_, err := Compare(store, []string{"known", "nope"})
-	if !errors.Is(err, ErrNotFound) {
-		t.Fatalf("got %v, want ErrNotFound", err)
+	if !errors.Is(err, storage.ErrStudyNotFound) {
+		t.Fatalf("got %v, want storage.ErrStudyNotFound", err)
 	}
 	_, want := Trials(store, "nope", "")
 	if err.Error() != want.Error() {

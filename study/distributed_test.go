@@ -2,11 +2,7 @@ package study
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
 	"fmt"
-	"net/url"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -15,41 +11,12 @@ import (
 	"github.com/c-bata/goptuna"
 	_ "github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/fmtune/fmtune/internal/teststore"
 	"github.com/fmtune/fmtune/storage"
 )
 
-// sharedURL is an empty storage that several handles share: a fresh database
-// on the PostgreSQL server in $FMTUNE_TEST_POSTGRES, or a SQLite file.
-func sharedURL(t *testing.T) string {
-	t.Helper()
-	admin := os.Getenv("FMTUNE_TEST_POSTGRES")
-	if admin == "" {
-		return "sqlite:///" + filepath.Join(t.TempDir(), "shared.db")
-	}
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	name := fmt.Sprintf("fmtune_study_%x", b)
-	db, err := sql.Open("pgx", admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if db, err := sql.Open("pgx", admin); err == nil {
-			_, _ = db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
-			db.Close()
-		}
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
+// sharedURL is an empty storage that several handles share.
+func sharedURL(t *testing.T) string { return teststore.SharedURL(t) }
 
 // TestConcurrentPrepareCreatesOneStudy: processes launching the same new grid
 // study at the same moment (here: storage handles in goroutines) all get it,

@@ -40,12 +40,14 @@ func CheckManual(spec Spec, m Manual) error {
 
 // RunManual trains m now, in this process, as a manual trial of the study:
 // the same rows and attributes as a sampled trial, marked manual, never
-// pruned. It returns the stored trial.
-func RunManual(ctx context.Context, store Store, ds *data.Dataset, spec Spec, m Manual, progress Progress) (TrialInfo, error) {
+// pruned. It returns the stored trial. Of opt, it uses the heartbeat, the
+// storage patience, the progress and the trainer.
+func RunManual(ctx context.Context, store Store, ds *data.Dataset, spec Spec, m Manual, opt RunOptions) (TrialInfo, error) {
 	if err := CheckManual(spec, m); err != nil {
 		return TrialInfo{}, err
 	}
-	r, err := newRunner(store, ds, spec, RunOptions{Workers: 1, Progress: progress})
+	opt.Workers, opt.Timeout = 1, 0
+	r, err := newRunner(store, ds, spec, opt)
 	if err != nil {
 		return TrialInfo{}, err
 	}

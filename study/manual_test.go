@@ -23,7 +23,7 @@ func TestManualRunProgress(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			var out bytes.Buffer
-			info, err := RunManual(context.Background(), store, ds, spec, m, newProgress(&out))
+			info, err := RunManual(context.Background(), store, ds, spec, m, RunOptions{Progress: newProgress(&out)})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,7 +9,6 @@ import (
 	"strconv"
 
 	"github.com/fmtune/fmtune/data"
-	"github.com/fmtune/fmtune/models"
 	"github.com/fmtune/fmtune/search"
 )
 
@@ -94,7 +93,7 @@ func (p *Plan) check() error {
 	}
 	known := func(step int, name string) error {
 		if _, ok := p.Studies[name]; !ok {
-			return fmt.Errorf("step %d names study %q, which is not under studies:", step+1, name)
+			return fmt.Errorf("step %d names study %q, which is not listed under studies", step+1, name)
 		}
 		return nil
 	}
@@ -130,56 +129,17 @@ func (p *Plan) check() error {
 }
 
 // Spec builds the spec of the plan's study name: DefaultSpec, then the
-// plan's defaults, then the study's own keys.
+// plan's defaults, then the study's own keys (see BuildSpec).
 func (p *Plan) Spec(name string) (Spec, error) {
 	st, ok := p.Studies[name]
 	if !ok {
 		return Spec{}, fmt.Errorf("no study %q in the plan", name)
 	}
-	spec := DefaultSpec()
-	spec.Name = name
-	lr, opts, batch := spec.Space.LR.String(), "sgd,adam,nadam,rmsprop", spec.Space.Batch.String()
-	for _, layer := range []SpecKeys{p.Defaults, st} {
-		setString(&spec.Arch, layer.Arch)
-		setString(&lr, string(layer.LR))
-		setString(&opts, string(layer.Optimizers))
-		setString(&batch, string(layer.Batch))
-		setString(&spec.Sampler, layer.Sampler)
-		setString(&spec.Pruner, layer.Pruner)
-		setInt(&spec.Epochs, layer.Epochs)
-		setInt(&spec.Trials, layer.Trials)
-		setInt(&spec.Val, layer.Val)
-		setInt(&spec.TrainLimit, layer.TrainLimit)
-		if layer.Seed != nil {
-			spec.Seed = *layer.Seed
-		}
-	}
-	var err error
-	if spec.Space.LR, err = search.ParseFloatDim("lr", lr); err != nil {
-		return Spec{}, fmt.Errorf("study %s: %v", name, err)
-	}
-	if spec.Space.Optimizers, err = search.ParseOptimizers(opts, models.Optimizers()); err != nil {
-		return Spec{}, fmt.Errorf("study %s: %v", name, err)
-	}
-	if spec.Space.Batch, err = search.ParseIntDim("batch", batch); err != nil {
-		return Spec{}, fmt.Errorf("study %s: %v", name, err)
-	}
-	if err := spec.Validate(models.ArchNames(), models.Optimizers()); err != nil {
-		return Spec{}, fmt.Errorf("study %s: %v", name, err)
+	spec, err := BuildSpec(name, Layer{Keys: p.Defaults}, Layer{Keys: st})
+	if err != nil {
+		return Spec{}, fmt.Errorf("study %s: %w", name, err)
 	}
 	return spec, nil
-}
-
-func setString(dst *string, v string) {
-	if v != "" {
-		*dst = v
-	}
-}
-
-func setInt(dst *int, v int) {
-	if v != 0 {
-		*dst = v
-	}
 }
 
 // PlanOptions say how to run a plan.
@@ -227,6 +187,9 @@ func RunPlan(ctx context.Context, store Store, p *Plan, opt PlanOptions) error {
 		}
 		spec.DataChecksum, spec.Version = ds.Checksum, opt.Version
 		if spec, err = Prepare(store, spec); err != nil {
+			return Spec{}, nil, err
+		}
+		if err := CheckData(spec, ds); err != nil {
 			return Spec{}, nil, err
 		}
 		specs[name] = spec
@@ -328,7 +291,7 @@ func runPlanManual(ctx context.Context, store Store, ds *data.Dataset, spec Spec
 		m.Seed = *seed
 	}
 	logf("%s: manual %s in %s, %d epochs", tag, p, spec.Name, epochs)
-	info, err := RunManual(ctx, store, ds, spec, m, opt.Progress)
+	info, err := RunManual(ctx, store, ds, spec, m, opt.RunOptions)
 	if err != nil {
 		return err
 	}

@@ -8,10 +8,9 @@ import (
 	"time"
 
 	"github.com/c-bata/goptuna"
-)
 
-// ErrNotFound is returned for a study that does not exist.
-var ErrNotFound = errors.New("study not found")
+	"github.com/fmtune/fmtune/storage"
+)
 
 // ErrSpecMismatch is returned when a study is launched again with a
 // different spec than the one it was created with.
@@ -29,7 +28,7 @@ func Prepare(store goptuna.Storage, spec Spec) (Spec, error) {
 		}
 		return SetTarget(store, spec.Name, spec.Trials)
 	}
-	if !errors.Is(err, ErrNotFound) {
+	if !errors.Is(err, storage.ErrStudyNotFound) {
 		return Spec{}, err
 	}
 	return create(store, spec)
@@ -85,8 +84,8 @@ func create(store goptuna.Storage, spec Spec) (Spec, error) {
 func LoadSpec(store goptuna.Storage, name string) (Spec, int, error) {
 	id, err := store.GetStudyIDFromName(name)
 	if err != nil {
-		nf := studyNotFound(store, name, err)
-		if errors.Is(nf, ErrNotFound) {
+		missing, nf := studyNotFound(store, name, err)
+		if missing {
 			return Spec{}, 0, nf
 		}
 		// The study is listed after all: another process created it between
@@ -126,25 +125,27 @@ func readSpec(store goptuna.Storage, id int) (spec Spec, ok bool, err error) {
 	return spec, err == nil, err
 }
 
-// studyNotFound explains a failed lookup of study name: ErrNotFound, listing
-// the studies that do exist, or the storage's own error when the study is
-// there after all.
-func studyNotFound(store goptuna.Storage, name string, cause error) error {
-	summaries, err := store.GetAllStudySummaries()
-	if err != nil {
-		return fmt.Errorf("look up study %q: %w", name, cause)
+// studyNotFound explains a failed lookup of study name. When the storage's
+// list of studies lacks it, missing is true and the error wraps
+// storage.ErrStudyNotFound and lists the studies that do exist; otherwise
+// (the study is there after all, or the list cannot be read) it is the
+// storage's own error.
+func studyNotFound(store goptuna.Storage, name string, cause error) (missing bool, err error) {
+	summaries, lerr := store.GetAllStudySummaries()
+	if lerr != nil {
+		return false, fmt.Errorf("look up study %q: %w", name, cause)
 	}
 	names := make([]string, 0, len(summaries))
 	for _, s := range summaries {
 		if s.Name == name {
-			return fmt.Errorf("look up study %q: %w", name, cause)
+			return false, fmt.Errorf("look up study %q: %w", name, cause)
 		}
 		names = append(names, s.Name)
 	}
 	if len(names) == 0 {
-		return fmt.Errorf("%w: %q: the storage has no studies yet; start one with `fmtune tune --study %s`", ErrNotFound, name, name)
+		return true, fmt.Errorf("%w: %q: the storage has no studies yet; start one with `fmtune tune --study %s`", storage.ErrStudyNotFound, name, name)
 	}
-	return fmt.Errorf("%w: %q (studies in this storage: %s)", ErrNotFound, name, strings.Join(names, ", "))
+	return true, fmt.Errorf("%w: %q (studies in this storage: %s)", storage.ErrStudyNotFound, name, strings.Join(names, ", "))
 }
 
 // SetTarget changes the stored trial target of a study (0 keeps it).
@@ -154,7 +155,7 @@ func SetTarget(store goptuna.Storage, name string, trials int) (Spec, error) {
 		return spec, err
 	}
 	if trials < 0 {
-		return Spec{}, fmt.Errorf("%w: --trials must be 0 (keep) or more (got %d)", ErrInvalidSpec, trials)
+		return Spec{}, &FieldError{Field: FieldTrials, Msg: fmt.Sprintf("must be 0 (keep the stored target) or more (got %d)", trials)}
 	}
 	spec.Trials = trials
 	text, err := MarshalSpec(spec)

@@ -133,7 +133,8 @@ func Trials(store goptuna.Storage, name, state string) ([]TrialInfo, error) {
 func allTrials(store goptuna.Storage, name string) ([]goptuna.FrozenTrial, error) {
 	id, err := store.GetStudyIDFromName(name)
 	if err != nil {
-		return nil, studyNotFound(store, name, err)
+		_, nf := studyNotFound(store, name, err)
+		return nil, nf
 	}
 	trials, err := store.GetAllTrials(id)
 	if err != nil {

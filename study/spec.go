@@ -21,6 +21,29 @@ import (
 // ErrInvalidSpec marks a spec the user wrote wrongly (exit code 2).
 var ErrInvalidSpec = errors.New("invalid study spec")
 
+// Fields of a spec or of the run options that a FieldError names.
+const (
+	FieldName       = "name"
+	FieldEpochs     = "epochs"
+	FieldTrials     = "trials"
+	FieldVal        = "val"
+	FieldTrainLimit = "train_limit"
+	FieldOptimizers = "optimizers"
+	FieldWorkers    = "workers"
+)
+
+// FieldError is a wrong value of one field of a spec (or of RunOptions). It
+// is an ErrInvalidSpec. A command line turns Field into its flag's name.
+type FieldError struct {
+	Field string // one of the Field constants
+	Msg   string // what is wrong, after the field's name: "must be at least 1 (got 0)"
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("%s: %s %s", ErrInvalidSpec, e.Field, e.Msg) }
+
+// Unwrap makes a FieldError an ErrInvalidSpec.
+func (e *FieldError) Unwrap() error { return ErrInvalidSpec }
+
 // SpecAttr is the study system attribute that holds the stored spec as JSON.
 const SpecAttr = "fmtune:spec"
 
@@ -65,17 +88,17 @@ func (s Spec) Validate(archs, optimizers []string) error {
 	}
 	switch {
 	case strings.TrimSpace(s.Name) == "":
-		return bad("a study needs a name: --study NAME")
+		return &FieldError{Field: FieldName, Msg: "is required: a study needs a name"}
 	case !contains(archs, s.Arch):
 		return bad("unknown arch %q (valid: %s)", s.Arch, strings.Join(archs, ", "))
 	case s.Epochs < 1:
-		return bad("--epochs must be at least 1 (got %d)", s.Epochs)
+		return &FieldError{Field: FieldEpochs, Msg: fmt.Sprintf("must be at least 1 (got %d)", s.Epochs)}
 	case s.Trials < 0:
-		return bad("--trials must be 0 (no limit) or more (got %d)", s.Trials)
+		return &FieldError{Field: FieldTrials, Msg: fmt.Sprintf("must be 0 (the default target: %s) or more (got %d)", defaultTargetText, s.Trials)}
 	case s.Val < 1:
-		return bad("--val must be at least 1 (got %d)", s.Val)
+		return &FieldError{Field: FieldVal, Msg: fmt.Sprintf("must be at least 1 (got %d)", s.Val)}
 	case s.TrainLimit < 0:
-		return bad("--train-limit must be 0 (all) or more (got %d)", s.TrainLimit)
+		return &FieldError{Field: FieldTrainLimit, Msg: fmt.Sprintf("must be 0 (all) or more (got %d)", s.TrainLimit)}
 	}
 	if err := search.CheckName("sampler", s.Sampler, search.SamplerNames); err != nil {
 		return bad("%v", err)
@@ -84,7 +107,7 @@ func (s Spec) Validate(archs, optimizers []string) error {
 		return bad("%v", err)
 	}
 	if len(s.Space.Optimizers) == 0 {
-		return bad("--optimizers needs at least one of %s", strings.Join(optimizers, ", "))
+		return &FieldError{Field: FieldOptimizers, Msg: "needs at least one of " + strings.Join(optimizers, ", ")}
 	}
 	for _, o := range s.Space.Optimizers {
 		if !contains(optimizers, o) {
@@ -101,6 +124,9 @@ func (s Spec) Validate(archs, optimizers []string) error {
 
 // DefaultRangeTrials is the default target of a study whose space has a range.
 const DefaultRangeTrials = 50
+
+// defaultTargetText says what Trials 0 means, for messages.
+var defaultTargetText = fmt.Sprintf("the number of combinations, or %d when lr or batch is a range", DefaultRangeTrials)
 
 // Target is the number of finished trials the study aims for: Trials when
 // set, else the number of combinations of a space of choices (24 for the
@@ -168,9 +194,9 @@ func UnmarshalSpec(text string) (Spec, error) {
 // a plan's defaults and studies), in the flags' words. Every key is optional.
 type SpecKeys struct {
 	Arch       string   `yaml:"arch"`
-	LR         listText `yaml:"lr"`
-	Optimizers listText `yaml:"optimizers"`
-	Batch      listText `yaml:"batch"`
+	LR         ListText `yaml:"lr"`
+	Optimizers ListText `yaml:"optimizers"`
+	Batch      ListText `yaml:"batch"`
 	Sampler    string   `yaml:"sampler"`
 	Pruner     string   `yaml:"pruner"`
 	Epochs     int      `yaml:"epochs"`
@@ -191,14 +217,14 @@ type File struct {
 	Storage  string `yaml:"storage"`
 }
 
-// listText accepts either "a,b,c" or a YAML list [a, b, c] and keeps the
+// ListText accepts either "a,b,c" or a YAML list [a, b, c] and keeps the
 // comma-separated text that the flags take.
-type listText string
+type ListText string
 
-func (l *listText) UnmarshalYAML(n *yaml.Node) error {
+func (l *ListText) UnmarshalYAML(n *yaml.Node) error {
 	switch n.Kind {
 	case yaml.ScalarNode:
-		*l = listText(n.Value)
+		*l = ListText(n.Value)
 	case yaml.SequenceNode:
 		parts := make([]string, len(n.Content))
 		for i, c := range n.Content {
@@ -207,7 +233,7 @@ func (l *listText) UnmarshalYAML(n *yaml.Node) error {
 			}
 			parts[i] = c.Value
 		}
-		*l = listText(strings.Join(parts, ","))
+		*l = ListText(strings.Join(parts, ","))
 	default:
 		return fmt.Errorf("line %d: expected a value or a list", n.Line)
 	}

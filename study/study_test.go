@@ -19,6 +19,9 @@ import (
 	"github.com/fmtune/fmtune/data"
 	"github.com/fmtune/fmtune/search"
 	"github.com/fmtune/fmtune/storage"
+
+	"github.com/fmtune/fmtune/internal/testenv"
+	"github.com/fmtune/fmtune/internal/teststore"
 )
 
 var (
@@ -40,19 +43,14 @@ func smallData(t *testing.T) *data.Dataset {
 		dataSet, dataErr = data.Load(dir, data.Options{Val: 500, TrainLimit: 1500})
 	})
 	if dataErr != nil {
-		t.Skipf("Fashion-MNIST not available (apt-get install dataset-fashion-mnist): %v", dataErr)
+		testenv.Skip(t, "data", "Fashion-MNIST not available (apt-get install dataset-fashion-mnist): %v", dataErr)
 	}
 	return dataSet
 }
 
 func openStore(t *testing.T) *storage.Storage {
 	t.Helper()
-	s, err := storage.Open(context.Background(), "sqlite:///"+filepath.Join(t.TempDir(), "study.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return teststore.OpenSQLite(t)
 }
 
 func testSpec(name string) Spec {
@@ -64,9 +62,10 @@ func testSpec(name string) Spec {
 	return s
 }
 
+// prepare creates the study; it needs no data (the checksum is only
+// compared by the commands).
 func prepare(t *testing.T, store *storage.Storage, spec Spec) Spec {
 	t.Helper()
-	spec.DataChecksum = smallData(t).Checksum
 	got, err := Prepare(store, spec)
 	if err != nil {
 		t.Fatal(err)
@@ -331,7 +330,7 @@ func TestStaleTrialOfDeadProcessIsRetried(t *testing.T) {
 	if err := store.RecordHeartbeat(id); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// No sleep: the run itself waits until the dead trial's heartbeat is stale.
 
 	out, err := Run(context.Background(), store, ds, spec, RunOptions{Workers: 1, Heartbeat: 50 * time.Millisecond})
 	if err != nil {
@@ -380,7 +379,7 @@ func TestPrepareRefusesADifferentSpec(t *testing.T) {
 	if err != nil || got.Trials != 9 {
 		t.Fatalf("a new budget must be accepted and stored: %+v, %v", got, err)
 	}
-	if _, _, err := LoadSpec(store, "nope"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := LoadSpec(store, "nope"); !errors.Is(err, storage.ErrStudyNotFound) {
 		t.Fatalf("unknown study: %v", err)
 	}
 }
@@ -412,14 +411,14 @@ func writeFile(t *testing.T, path, text string) {
 }
 
 func TestTimeoutStartsNoNewTrial(t *testing.T) {
-	ds := smallData(t)
 	store := openStore(t)
 	spec := prepare(t, store, testSpec("timeout"))
-	out, err := Run(context.Background(), store, ds, spec, RunOptions{Workers: 1, Timeout: time.Nanosecond})
+	fake := &fakeTrainer{}
+	out, err := Run(context.Background(), store, noData, spec, RunOptions{Workers: 1, Timeout: time.Nanosecond, Train: fake.Train})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.Reason != "timeout" || out.Finished != 0 {
-		t.Fatalf("outcome %+v, want a timeout before any trial", out)
+	if out.Reason != "timeout" || out.Finished != 0 || fake.count() != 0 {
+		t.Fatalf("outcome %+v after %d trainings, want a timeout before any trial", out, fake.count())
 	}
 }

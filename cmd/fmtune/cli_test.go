@@ -19,6 +19,8 @@ import (
 	"github.com/fmtune/fmtune/search"
 	"github.com/fmtune/fmtune/storage"
 	"github.com/fmtune/fmtune/study"
+
+	"github.com/fmtune/fmtune/internal/testenv"
 )
 
 // The test binary doubles as the fmtune binary: with FMTUNE_TEST_CLI=1 it
@@ -60,7 +62,7 @@ func runFmtune(t *testing.T, dir string, args ...string) (string, string, int) {
 func needData(t *testing.T) {
 	t.Helper()
 	if _, err := data.Locate(""); err != nil {
-		t.Skipf("Fashion-MNIST not available (apt-get install dataset-fashion-mnist): %v", err)
+		testenv.Skip(t, "data", "Fashion-MNIST not available (apt-get install dataset-fashion-mnist): %v", err)
 	}
 }
 
@@ -161,7 +163,7 @@ func TestGridRunsEachCombinationOnce(t *testing.T) {
 	}
 	// A grid over a range is refused as a usage error, and stores nothing.
 	_, errOut, code = runFmtune(t, dir, "tune", "--study", "g2", "--sampler", "grid", "--lr", "1e-4:0.3:log")
-	if code != 2 || !strings.Contains(errOut, "grid") {
+	if code != 2 || !strings.Contains(errOut, "the grid sampler needs choices, not ranges") {
 		t.Fatalf("grid over a range: exit %d, %s", code, errOut)
 	}
 }
@@ -294,15 +296,15 @@ func TestResumeRefusesUnknownStudyAndTuneAnotherSpec(t *testing.T) {
 		t.Fatalf("tune: %d %s", code, errOut)
 	}
 	_, errOut, code := runFmtune(t, dir, "tune", "--study", "s", "--arch", "deep", "--trials", "1", "--epochs", "1", "--train-limit", "500", "--val", "200")
-	if code != 2 || !strings.Contains(errOut, "arch") || !strings.Contains(errOut, "resume") {
+	if code != 2 || !strings.Contains(errOut, `study "s" (arch: stored mlp, asked deep)`) || !strings.Contains(errOut, "`fmtune resume s`") {
 		t.Fatalf("tune with another arch: exit %d, %s", code, errOut)
 	}
 	_, errOut, code = runFmtune(t, dir, "resume", "nope")
-	if code != 1 || !strings.Contains(errOut, `"nope"`) || !strings.Contains(errOut, "s") {
+	if code != 1 || !strings.Contains(errOut, `fmtune: study not found: "nope" (studies in this storage: s)`) {
 		t.Fatalf("resume of an unknown study: exit %d, %s", code, errOut)
 	}
 	_, errOut, code = runFmtune(t, dir, "best", "nope")
-	if code != 1 || !strings.Contains(errOut, "not found") {
+	if code != 1 || !strings.Contains(errOut, `fmtune: study not found: "nope" (studies in this storage: s)`) {
 		t.Fatalf("best of an unknown study: exit %d, %s", code, errOut)
 	}
 }
@@ -326,23 +328,29 @@ func TestBestWithoutCompleteTrialExits1(t *testing.T) {
 
 func TestUsageErrorsExit2(t *testing.T) {
 	dir := t.TempDir()
-	for name, args := range map[string][]string{
-		"no study":        {"tune"},
-		"workers 0":       {"tune", "--study", "x", "--workers", "0"},
-		"epochs 0":        {"tune", "--study", "x", "--epochs", "0"},
-		"lr zero":         {"tune", "--study", "x", "--lr", "0,0.1"},
-		"empty choices":   {"tune", "--study", "x", "--optimizers", ""},
-		"unknown arch":    {"tune", "--study", "x", "--arch", "resnet"},
-		"unknown sampler": {"tune", "--study", "x", "--sampler", "cmaes"},
-		"unknown pruner":  {"tune", "--study", "x", "--pruner", "patient"},
-		"bad flag":        {"tune", "--study", "x", "--epochz", "3"},
-		"bad state":       {"trials", "x", "--state", "done"},
-		"resume no name":  {"resume"},
+	for name, c := range map[string]struct {
+		args []string
+		want string // the message, on stderr after "fmtune: "
+	}{
+		"no study":        {[]string{"tune"}, "invalid study spec: --study is required: a study needs a name"},
+		"workers 0":       {[]string{"tune", "--study", "x", "--workers", "0"}, "--workers must be at least 1 (got 0)"},
+		"epochs 0":        {[]string{"tune", "--study", "x", "--epochs", "0"}, "invalid study spec: --epochs must be at least 1 (got 0)"},
+		"trials -1":       {[]string{"tune", "--study", "x", "--trials", "-1"}, "invalid study spec: --trials must be 0 (the default target: the number of combinations, or 50 when lr or batch is a range) or more (got -1)"},
+		"lr zero":         {[]string{"tune", "--study", "x", "--lr", "0,0.1"}, `invalid search space: --lr "0,0.1": every value must be a finite number > 0`},
+		"empty choices":   {[]string{"tune", "--study", "x", "--optimizers", ""}, `invalid search space: --optimizers "": empty choice (valid: sgd, adam, nadam, rmsprop)`},
+		"unknown arch":    {[]string{"tune", "--study", "x", "--arch", "resnet"}, `invalid study spec: unknown arch "resnet" (valid: mlp, deep, cnn, cnn-dropout)`},
+		"unknown sampler": {[]string{"tune", "--study", "x", "--sampler", "cmaes"}, `invalid study spec: unknown name: sampler "cmaes" (valid: tpe, grid, random)`},
+		"unknown pruner":  {[]string{"tune", "--study", "x", "--pruner", "patient"}, `invalid study spec: unknown name: pruner "patient" (valid: median, asha, hyperband, none)`},
+		"bad flag":        {[]string{"tune", "--study", "x", "--epochz", "3"}, "unknown flag: --epochz"},
+		"bad state":       {[]string{"trials", "x", "--state", "done"}, `--state "done": valid states are complete, pruned, fail, running, waiting`},
+		"resume no name":  {[]string{"resume"}, "fmtune resume needs the study name"},
+		"enqueue epochs 0": {[]string{"enqueue", "x", "--lr", "0.1", "--optimizer", "sgd", "--batch", "128", "--epochs", "0"},
+			"--epochs must be at least 1 (got 0); leave it out for the study's"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, errOut, code := runFmtune(t, dir, args...)
-			if code != 2 || strings.Contains(errOut, "goroutine") {
-				t.Fatalf("%v: exit %d, stderr %q; want 2 with a message", args, code, errOut)
+			_, errOut, code := runFmtune(t, dir, c.args...)
+			if code != 2 || !strings.HasPrefix(errOut, "fmtune: "+c.want) || strings.Contains(errOut, "goroutine") {
+				t.Fatalf("%v: exit %d, stderr %q; want 2 and %q", c.args, code, errOut, "fmtune: "+c.want)
 			}
 		})
 	}

@@ -1,21 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
-
-	"github.com/fmtune/fmtune/storage"
 )
-
-// openStore opens the storage named by the --storage flag, $FMTUNE_STORAGE
-// or the default.
-func openStore(ctx context.Context, flag string) (*storage.Storage, error) {
-	return storage.Open(ctx, storage.ResolveURL(flag))
-}
 
 // noArgs rejects positional arguments as a usage error.
 func noArgs(cmd *cobra.Command, args []string) error {
@@ -66,9 +57,4 @@ func formatParams(params map[string]any) string {
 		parts[i] = fmt.Sprintf("%s=%v", k, params[k])
 	}
 	return strings.Join(parts, " ")
-}
-
-// openExistingStore opens a storage that must already exist (for reading).
-func openExistingStore(ctx context.Context, flag string) (*storage.Storage, error) {
-	return storage.OpenExisting(ctx, storage.ResolveURL(flag))
 }

@@ -14,14 +14,15 @@ import (
 
 // CompareOptions are the options of fmtune compare.
 type CompareOptions struct {
+	f       *Factory
 	Studies []string
 	Storage string
 	JSON    bool
 	Out     io.Writer
 }
 
-func newCompareCmd() *cobra.Command {
-	opts := &CompareOptions{}
+func newCompareCmd(f *Factory) *cobra.Command {
+	opts := &CompareOptions{f: f}
 	cmd := &cobra.Command{
 		Use:   "compare NAME... [--json]",
 		Short: "Compare manual and automated tuning, per study",
@@ -57,7 +58,7 @@ source:
 }
 
 func compareRun(ctx context.Context, opts *CompareOptions) error {
-	store, err := openExistingStore(ctx, opts.Storage)
+	store, err := opts.f.openExistingStore(ctx, opts.Storage)
 	if err != nil {
 		return err
 	}

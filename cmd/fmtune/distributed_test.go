@@ -3,16 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -22,6 +17,7 @@ import (
 	"github.com/c-bata/goptuna"
 	_ "github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/fmtune/fmtune/internal/teststore"
 	"github.com/fmtune/fmtune/search"
 	"github.com/fmtune/fmtune/storage"
 	"github.com/fmtune/fmtune/study"
@@ -36,38 +32,7 @@ import (
 // $FMTUNE_TEST_POSTGRES, dropped at the end, or else a SQLite file in dir.
 func sharedStorage(t *testing.T, dir string) string {
 	t.Helper()
-	admin := os.Getenv("FMTUNE_TEST_POSTGRES")
-	if admin == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI must run the distributed tests on PostgreSQL: .ci/run exports FMTUNE_TEST_POSTGRES")
-		}
-		t.Logf("FMTUNE_TEST_POSTGRES not set: the processes share a SQLite file")
-		return "sqlite:///" + filepath.Join(dir, "shared.db")
-	}
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	name := fmt.Sprintf("fmtune_cli_%x", b)
-	db, err := sql.Open("pgx", admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatalf("create database %s on %s: %v", name, admin, err)
-	}
-	t.Cleanup(func() {
-		db, err := sql.Open("pgx", admin)
-		if err == nil {
-			_, _ = db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
-			db.Close()
-		}
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
+	return teststore.SharedURL(t)
 }
 
 // openURL opens a storage for the test to look at.
@@ -221,8 +186,9 @@ func budgetDone(trials []goptuna.FrozenTrial) int {
 		case goptuna.TrialStateComplete, goptuna.TrialStatePruned:
 			n++
 		case goptuna.TrialStateFail:
-			r := tr.SystemAttrs[study.AttrFailReason]
-			if r != study.ReasonInterrupted && !strings.Contains(r, "no heartbeat") {
+			switch tr.SystemAttrs[study.AttrFailKind] {
+			case study.FailKindInterrupted, study.FailKindStale:
+			default:
 				n++
 			}
 		}
@@ -316,23 +282,27 @@ func TestDistributedBudget(t *testing.T) {
 	needData(t)
 	dir := t.TempDir()
 	u := sharedStorage(t, dir)
-	quick := []string{"--workers", "2", "--quiet"}
-	first := startFmtune(t, dir, "tune", append([]string{"tune", "--study", "dist-budget", "--storage", u, "--trials", "10",
-		"--epochs", "1", "--train-limit", "300", "--val", "200", "--pruner", "median"}, quick...)...)
-	s := openURL(t, u)
-	waitFor(t, time.Minute, "the study to be created", func() bool {
-		_, _, err := study.LoadSpec(s, "dist-budget")
-		return err == nil
-	})
-	procs := []*proc{first}
-	for i := 1; i <= 2; i++ {
-		procs = append(procs, startFmtune(t, dir, fmt.Sprintf("worker %d", i),
-			append([]string{"worker", "--study", "dist-budget", "--storage", u}, quick...)...))
+	// The study is created first (--timeout 1ns starts no trial), then three
+	// processes join it at once, so that they start acquiring trials at
+	// about the same moment (after loading the same data): each trial takes
+	// longer than the others need to catch up.
+	create := startFmtune(t, dir, "create", "tune", "--study", "dist-budget", "--storage", u, "--trials", "10",
+		"--epochs", "2", "--train-limit", "1000", "--val", "200", "--pruner", "median", "--timeout", "1ns", "--quiet")
+	if code := create.wait(t, 2*time.Minute); code != 0 {
+		t.Fatalf("creating the study exited %d:\n%s", code, tail(create.err.String(), 30))
 	}
+	s := openURL(t, u)
+	var procs []*proc
+	for i := 1; i <= 3; i++ {
+		procs = append(procs, startFmtune(t, dir, fmt.Sprintf("worker %d", i),
+			"worker", "--study", "dist-budget", "--storage", u, "--workers", "2", "--quiet"))
+	}
+	pids := map[int]bool{}
 	for _, p := range procs {
 		if code := p.wait(t, 5*time.Minute); code != 0 {
 			t.Fatalf("%s exited %d:\n%s\n%s", p.name, code, p.out.String(), tail(p.err.String(), 30))
 		}
+		pids[p.pid()] = true
 	}
 	trials := storedTrials(s, "dist-budget")
 	checkNumbers(t, trials)
@@ -344,4 +314,16 @@ func TestDistributedBudget(t *testing.T) {
 	if n := budgetDone(trials); n != 10 || len(trials) != 10 {
 		t.Fatalf("%d trials, %d counting toward the target: want exactly 10 (no overshoot)", len(trials), n)
 	}
+	ran := map[int]int{}
+	for _, tr := range trials {
+		pid := workerPID(tr)
+		if !pids[pid] {
+			t.Fatalf("trial %d was run by pid %d, none of the workers %v", tr.Number, pid, pids)
+		}
+		ran[pid]++
+	}
+	if len(ran) < 2 {
+		t.Fatalf("trials per process %v: one process ran them all, so the budget was never shared", ran)
+	}
+	t.Logf("trials per process: %v", ran)
 }

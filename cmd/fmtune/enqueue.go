@@ -22,10 +22,11 @@ type EnqueueOptions struct {
 	Seed      int64
 	Out       io.Writer
 	changed   func(string) bool
+	f         *Factory
 }
 
-func newEnqueueCmd() *cobra.Command {
-	opts := &EnqueueOptions{}
+func newEnqueueCmd(f *Factory) *cobra.Command {
+	opts := &EnqueueOptions{f: f}
 	cmd := &cobra.Command{
 		Use:   "enqueue NAME --lr LR --optimizer OPT --batch N",
 		Short: "Queue a hand-picked configuration for the next workers of a study",
@@ -47,21 +48,21 @@ space, so that it compares with the sampled trials.`,
 			return enqueueRun(cmd.Context(), opts)
 		},
 	}
-	f := cmd.Flags()
-	f.Float64Var(&opts.LR, "lr", 0, "learning rate")
-	f.StringVar(&opts.Optimizer, "optimizer", "", "optimizer: sgd, adam, nadam or rmsprop")
-	f.IntVar(&opts.Batch, "batch", 0, "batch size")
-	f.IntVar(&opts.Epochs, "epochs", 0, "epochs (default: the study's)")
-	f.Int64Var(&opts.Seed, "seed", 0, "training seed (default: derived from the study seed and the trial number)")
-	f.StringVar(&opts.Storage, "storage", "", "storage URL (default $FMTUNE_STORAGE, else sqlite:///fmtune.db)")
+	fl := cmd.Flags()
+	fl.Float64Var(&opts.LR, "lr", 0, "learning rate")
+	fl.StringVar(&opts.Optimizer, "optimizer", "", "optimizer: sgd, adam, nadam or rmsprop")
+	fl.IntVar(&opts.Batch, "batch", 0, "batch size")
+	fl.IntVar(&opts.Epochs, "epochs", 0, "epochs (default: the study's)")
+	fl.Int64Var(&opts.Seed, "seed", 0, "training seed (default: derived from the study seed and the trial number)")
+	fl.StringVar(&opts.Storage, "storage", "", "storage URL (default $FMTUNE_STORAGE, else sqlite:///fmtune.db)")
 	return cmd
 }
 
 func enqueueRun(ctx context.Context, opts *EnqueueOptions) error {
-	if opts.Epochs < 0 {
-		return usagef("--epochs must be positive (got %d)", opts.Epochs)
+	if opts.Epochs < 1 && opts.changed != nil && opts.changed("epochs") {
+		return usagef("--epochs must be at least 1 (got %d); leave it out for the study's", opts.Epochs)
 	}
-	store, err := openExistingStore(ctx, opts.Storage)
+	store, err := opts.f.openExistingStore(ctx, opts.Storage)
 	if err != nil {
 		return err
 	}

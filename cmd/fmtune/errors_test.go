@@ -16,6 +16,8 @@ import (
 
 	"github.com/fmtune/fmtune/storage"
 	"github.com/fmtune/fmtune/study"
+
+	"github.com/fmtune/fmtune/internal/testenv"
 )
 
 // Every bad input in docs/errors.md is a case here: the command must exit
@@ -188,7 +190,7 @@ func closedPort(t *testing.T) int {
 	t.Helper()
 	if c, err := net.Dial("tcp", "127.0.0.1:1"); err == nil {
 		c.Close()
-		t.Skip("something listens on 127.0.0.1:1")
+		testenv.Skip(t, "closed-port", "something listens on 127.0.0.1:1")
 	}
 	return 1
 }
@@ -343,10 +345,11 @@ var badInputs = []badInput{
 	{group: "Flags", what: "a batch size of 0", args: fixed("tune", "--study", "s", "--batch", "0,128"), code: 2, want: "batch"},
 	{group: "Flags", what: "an unknown optimizer", args: fixed("tune", "--study", "s", "--optimizers", "sgd,adamw"), code: 2, want: "adamw"},
 	{group: "Flags", what: "an unknown architecture", args: fixed("tune", "--study", "s", "--arch", "resnet"), code: 2, want: "resnet"},
-	{group: "Flags", what: "`--trials -1`", args: fixed("tune", "--study", "s", "--trials", "-1"), code: 2, want: "--trials"},
+	{group: "Flags", what: "`--trials -1`", args: fixed("tune", "--study", "s", "--trials", "-1"), code: 2, want: "--trials must be 0 (the default target: the number of combinations, or 50 when lr or batch is a range) or more (got -1)"},
 	{group: "Flags", what: "`--val 0`", args: fixed("tune", "--study", "s", "--val", "0"), code: 2, want: "--val"},
 	{group: "Flags", what: "`--timeout -1s`", args: fixed("tune", "--study", "s", "--timeout", "-1s"), code: 2, want: "--timeout"},
 	{group: "Flags", what: "`--storage-patience 0`", args: fixed("worker", "--study", "s", "--storage-patience", "0"), code: 2, want: "--storage-patience"},
+	{group: "Flags", what: "`enqueue --epochs 0`", args: fixed("enqueue", "s", "--lr", "0.1", "--optimizer", "sgd", "--batch", "128", "--epochs", "0"), code: 2, want: "--epochs must be at least 1 (got 0); leave it out for the study's"},
 	{group: "Flags", what: "`tune` without `--study`", args: fixed("tune"), code: 2, want: "--study"},
 	{group: "Flags", what: "`worker` without `--study`", args: fixed("worker"), code: 2, want: "--study"},
 	{group: "Flags", what: "a flag that does not exist", args: fixed("tune", "--study", "s", "--epochz", "3"), code: 2, want: "unknown flag"},
@@ -375,7 +378,7 @@ func TestBadInput(t *testing.T) {
 	for _, c := range badInputs {
 		t.Run(c.what, func(t *testing.T) {
 			if c.pg && pg == "" {
-				t.Skip("needs PostgreSQL: set FMTUNE_TEST_POSTGRES (bash storage/testdata/pg-throwaway.sh start)")
+				testenv.Skip(t, "postgres", "needs PostgreSQL: set FMTUNE_TEST_POSTGRES (bash storage/testdata/pg-throwaway.sh start)")
 			}
 			dir := t.TempDir()
 			args := c.args(t, dir)
@@ -408,9 +411,18 @@ func TestBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	lines := map[string]bool{}
+	for _, l := range strings.Split(string(doc), "\n") {
+		lines[l] = true
+	}
 	for _, c := range badInputs {
-		if !hasRow(string(doc), c) {
+		row, ran := rows[c.what]
+		switch {
+		case !hasRow(string(doc), c):
 			t.Errorf("docs/errors.md has no row for %q with exit code %d; regenerate it: FMTUNE_UPDATE_ERRORS_DOC=1 go test -run TestBadInput ./cmd/fmtune", c.what, c.code)
+		case ran && !lines[row]:
+			// The whole row: command, message and exit code as printed now.
+			t.Errorf("docs/errors.md's row for %q differs from what fmtune prints:\n%s\nregenerate it: FMTUNE_UPDATE_ERRORS_DOC=1 go test -run TestBadInput ./cmd/fmtune", c.what, row)
 		}
 	}
 }
@@ -510,12 +522,13 @@ const faultsSection = `
 
 | Fault | What happens | Exit | Test |
 |---|---|---|---|
-| ` + "`kill -9`" + ` of one of several workers mid-trial | its trial stays RUNNING until its heartbeat is stale (4x ` + "`--heartbeat`" + `, 40 s by default), then a surviving worker marks it FAIL (` + "`fail_reason`" + ` "no heartbeat ...") and queues its parameters again in the same transaction; a survivor runs them and the study reaches its target | survivors 0 | TestKill9WorkerOthersCarryOn |
+| ` + "`kill -9`" + ` of one of several workers mid-trial | its trial stays RUNNING until its heartbeat is stale (4x ` + "`--heartbeat`" + `, 40 s by default), then a surviving worker marks it FAIL (` + "`fail_reason`" + ` "no heartbeat ...", ` + "`fmtune:fail_kind`" + ` "stale") and queues its parameters again in the same transaction; a survivor runs them and the study reaches its target | survivors 0 | TestKill9WorkerOthersCarryOn |
+| a kill at any moment of a grid trial: after its claim (before its parameters), after its parameters, after its last report, during its completion, during a re-queue | the next run marks the dead trial FAIL (stale) and queues its point again, from its parameters or, before they were written, from its ` + "`fixed_params`" + `; every grid point completes exactly once | - | study: TestKillAtEveryFaultPointLosesNoGridPoint |
 | ` + "`kill -9`" + ` during a burst of SQLite writes | the file passes ` + "`PRAGMA integrity_check`" + `; every trial the process reported committed is stored; the next process carries on in the same file | - | storage: TestKill9DuringWriteBurst |
 | PostgreSQL stopped and restarted during a study | each worker notes ` + "`storage unreachable: ...; retrying in 2s`" + `, waits (1 s doubling to 30 s) and carries on when the server is back (` + "`storage reachable again after 5s; carrying on`" + `); training in progress continues and its results are written once the server is back | 0 | TestPostgresRestartDuringStudy |
 | PostgreSQL down for longer than ` + "`--storage-patience`" + ` (5 min by default) | ` + "`storage unreachable: ...; gave up after 5m0s (--storage-patience); the trials this process was running stay RUNNING and the next run retries them once their heartbeat is stale (fmtune resume NAME)`" + ` | 1 | TestPostgresRestartDuringStudy |
 | a diverging trial (SGD with lr 10 on ` + "`deep`" + `) | that trial is FAIL with reason ` + "`diverged: training diverged: loss NaN at epoch 1, batch N`" + ` and counts toward the target; the study goes on | 0 | TestDivergedTrialFailsAndStudyGoesOn |
 | the disk fills up under a SQLite study | ` + "`storage sqlite:///...: the disk is full (database or disk is full): the write was rolled back and what was stored before is intact; free space on the file system of \"...\" and run again`" + `; the file passes ` + "`PRAGMA integrity_check`" + `, trials left RUNNING are recovered by the next run | 1 | TestDiskFullStopsCleanly |
 | the database file or its file system is read-only | ` + "`storage sqlite:///...: the database cannot be written: \"...\" is not writable (read-only file system); fmtune needs to write the database file and, for its -wal and -shm files, its directory: check their permissions and whether the file system is mounted read-only; nothing was changed`" + `; the files are left byte for byte | 1 | TestReadOnlyDatabaseRefused |
-| Ctrl-C | running trials are FAIL with reason ` + "`interrupted`" + ` and queued again (in one transaction each) | 130 | TestInterruptExits130AndRequeues |
+| Ctrl-C | running trials are FAIL with reason ` + "`interrupted`" + ` (` + "`fmtune:fail_kind`" + ` "interrupted") and queued again (in one transaction each), including a trial claimed at the very moment of the Ctrl-C | 130 | TestInterruptExits130AndRequeues, study: TestFakeCtrlCRequeues |
 `

@@ -20,6 +20,8 @@ import (
 
 	"github.com/fmtune/fmtune/search"
 	"github.com/fmtune/fmtune/study"
+
+	"github.com/fmtune/fmtune/internal/testenv"
 )
 
 // Faults, each with real processes: a worker killed mid-trial, the
@@ -142,14 +144,9 @@ func TestDivergedTrialFailsAndStudyGoesOn(t *testing.T) {
 // running pg-throwaway.sh down|up on it.
 func throwawayPostgres(t *testing.T) (string, func(cmd string)) {
 	t.Helper()
-	if os.Getenv("FMTUNE_TEST_POSTGRES") == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI must run the PostgreSQL outage test: .ci/run exports FMTUNE_TEST_POSTGRES")
-		}
-		t.Skip("PostgreSQL outage test skipped: FMTUNE_TEST_POSTGRES is not set (bash storage/testdata/pg-throwaway.sh start; .ci/run does it)")
-	}
+	testenv.PostgresAdmin(t) // the outage test starts a server of its own, but only where the others run
 	if m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl"); len(m) == 0 {
-		t.Skip("PostgreSQL outage test skipped: no server binaries (apt-get install postgresql)")
+		testenv.Skip(t, "postgres", "PostgreSQL outage test skipped: no server binaries (apt-get install postgresql)")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -210,7 +207,10 @@ func TestPostgresRestartDuringStudy(t *testing.T) {
 		"--train-limit", "2000", "--val", "500", "--pruner", "none"}, flags...)...)
 	waitFor(t, 2*time.Minute, "a trial in mid-training", midTrial("outage"))
 	pg("down")
-	time.Sleep(5 * time.Second)
+	// Up again once a write of the run has met the outage and waits to
+	// retry (not after a fixed sleep, which a loaded machine may not fill;
+	// nor at the first failed heartbeat, which the run rides out silently).
+	waitFor(t, 2*time.Minute, "a write of the run to wait for the storage", func() bool { return strings.Contains(p.err.String(), "retrying in") })
 	pg("up")
 	if code := p.wait(t, 3*time.Minute); code != 0 {
 		t.Fatalf("tune across a server restart exited %d:\n%s", code, tail(p.err.String(), 40))
@@ -293,7 +293,7 @@ func mountTmpfs(t *testing.T, size string) string {
 	t.Helper()
 	dir := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here (needs root): %v %s", err, out)
+		testenv.Skip(t, "root", "cannot mount a tmpfs here (needs root): %v %s", err, out)
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
@@ -404,7 +404,7 @@ func TestReadOnlyDatabaseRefused(t *testing.T) {
 	}
 	hash := fileHashes(t, mnt)
 	if out, err := exec.Command("mount", "-o", "remount,ro", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot remount read-only: %v %s", err, out)
+		testenv.Skip(t, "root", "cannot remount read-only: %v %s", err, out)
 	}
 	defer exec.Command("mount", "-o", "remount,rw", mnt).Run() //nolint:errcheck // best effort before umount
 	for _, args := range [][]string{

@@ -17,19 +17,19 @@ type PlanOptions struct {
 	RunFlags
 }
 
-func newPlanCmd() *cobra.Command {
+func newPlanCmd(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plan",
 		Short: "Run a written-down experiment: manual runs, tuning and comparisons",
 		Args:  noArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newPlanRunCmd())
+	cmd.AddCommand(newPlanRunCmd(f))
 	return cmd
 }
 
-func newPlanRunCmd() *cobra.Command {
-	opts := &PlanOptions{}
+func newPlanRunCmd(f *Factory) *cobra.Command {
+	opts := &PlanOptions{RunFlags: RunFlags{f: f}}
 	cmd := &cobra.Command{
 		Use:   "run FILE",
 		Short: "Run a plan's steps in order; a rerun continues where it stopped",
@@ -78,7 +78,7 @@ func planRun(ctx context.Context, opts *PlanOptions) error {
 	if dataDir == "" {
 		dataDir = plan.Data
 	}
-	store, err := openStore(ctx, storageURL)
+	store, err := opts.f.openStore(ctx, storageURL)
 	if err != nil {
 		return err
 	}
@@ -95,14 +95,14 @@ func planRun(ctx context.Context, opts *PlanOptions) error {
 		fmt.Fprintf(opts.Out, "plan %s: %s\n", opts.File, plan.Description)
 	}
 	return study.RunPlan(ctx, store, plan, study.PlanOptions{
-		RunOptions: study.RunOptions{Workers: opts.Workers, Timeout: opts.Timeout, Heartbeat: opts.Heartbeat, Progress: progress},
+		RunOptions: study.RunOptions{Workers: opts.Workers, Timeout: opts.Timeout, Heartbeat: opts.Heartbeat, StoragePatience: opts.Patience, Progress: progress, Train: opts.f.Train},
 		DataDir:    dataDir,
 		TrainLimit: opts.TrainLimit,
 		MaxEpochs:  opts.MaxEpochs,
 		Version:    version,
 		Log:        opts.Out,
 		Compare: func(names []string) error {
-			return compareRun(ctx, &CompareOptions{Studies: names, Storage: storageURL, JSON: opts.JSON, Out: opts.Out})
+			return compareRun(ctx, &CompareOptions{Studies: names, Storage: storageURL, JSON: opts.JSON, Out: opts.Out, f: opts.f})
 		},
 	})
 }

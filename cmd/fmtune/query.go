@@ -17,6 +17,7 @@ import (
 
 // QueryOptions are the options of best, studies and trials.
 type QueryOptions struct {
+	f       *Factory
 	Study   string
 	Storage string
 	State   string
@@ -30,8 +31,8 @@ func bindQueryFlags(cmd *cobra.Command, opts *QueryOptions) {
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print JSON")
 }
 
-func newBestCmd() *cobra.Command {
-	opts := &QueryOptions{}
+func newBestCmd(f *Factory) *cobra.Command {
+	opts := &QueryOptions{f: f}
 	cmd := &cobra.Command{
 		Use:   "best NAME [--json]",
 		Short: "Show the best trial of a study",
@@ -49,7 +50,7 @@ the study has no complete trial yet.`,
 }
 
 func bestRun(ctx context.Context, opts *QueryOptions) error {
-	store, err := openExistingStore(ctx, opts.Storage)
+	store, err := opts.f.openExistingStore(ctx, opts.Storage)
 	if err != nil {
 		return err
 	}
@@ -75,8 +76,8 @@ func bestRun(ctx context.Context, opts *QueryOptions) error {
 	return w.Flush()
 }
 
-func newStudiesCmd() *cobra.Command {
-	opts := &QueryOptions{}
+func newStudiesCmd(f *Factory) *cobra.Command {
+	opts := &QueryOptions{f: f}
 	cmd := &cobra.Command{
 		Use:   "studies [--json]",
 		Short: "List the studies in the storage",
@@ -91,7 +92,7 @@ func newStudiesCmd() *cobra.Command {
 }
 
 func studiesRun(ctx context.Context, opts *QueryOptions) error {
-	store, err := openExistingStore(ctx, opts.Storage)
+	store, err := opts.f.openExistingStore(ctx, opts.Storage)
 	if err != nil {
 		return err
 	}
@@ -124,8 +125,8 @@ func studiesRun(ctx context.Context, opts *QueryOptions) error {
 	return w.Flush()
 }
 
-func newTrialsCmd() *cobra.Command {
-	opts := &QueryOptions{}
+func newTrialsCmd(f *Factory) *cobra.Command {
+	opts := &QueryOptions{f: f}
 	cmd := &cobra.Command{
 		Use:   "trials NAME [--state complete|pruned|fail|running|waiting] [--json|--csv]",
 		Short: "List the trials of a study, one row each",
@@ -150,7 +151,7 @@ func trialsRun(ctx context.Context, opts *QueryOptions) error {
 			return err
 		}
 	}
-	store, err := openExistingStore(ctx, opts.Storage)
+	store, err := opts.f.openExistingStore(ctx, opts.Storage)
 	if err != nil {
 		return err
 	}

@@ -15,14 +15,15 @@ import (
 
 // ReportOptions are the options of fmtune report.
 type ReportOptions struct {
+	f       *Factory
 	Studies []string
 	Storage string
 	Out     string
 	Stdout  io.Writer
 }
 
-func newReportCmd() *cobra.Command {
-	opts := &ReportOptions{}
+func newReportCmd(f *Factory) *cobra.Command {
+	opts := &ReportOptions{f: f}
 	cmd := &cobra.Command{
 		Use:   "report NAME... --out report.html",
 		Short: "Write an HTML report on studies: manual vs automated, plots",
@@ -51,7 +52,7 @@ and batch size, and the pruning picture.`,
 }
 
 func reportRun(ctx context.Context, opts *ReportOptions) error {
-	store, err := openExistingStore(ctx, opts.Storage)
+	store, err := opts.f.openExistingStore(ctx, opts.Storage)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/fmtune/fmtune/models"
 	"github.com/fmtune/fmtune/search"
 	"github.com/fmtune/fmtune/study"
+
+	"github.com/fmtune/fmtune/internal/testenv"
 )
 
 // reportTrial is a trial written straight into the storage, as the engine
@@ -184,7 +186,7 @@ func chromiumArgs(profile string) []string {
 func TestReportRendersInChromium(t *testing.T) {
 	const chromium = "/usr/bin/chromium"
 	if _, err := os.Stat(chromium); err != nil {
-		t.Skip("no /usr/bin/chromium (apt-get install chromium): skipping the browser test")
+		testenv.Skip(t, "chromium", "no /usr/bin/chromium (apt-get install chromium): skipping the browser test")
 	}
 	dir := t.TempDir()
 	writeReportStudy(t, dir)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -16,8 +15,8 @@ type ResumeOptions struct {
 	RunFlags
 }
 
-func newResumeCmd() *cobra.Command {
-	opts := &ResumeOptions{}
+func newResumeCmd(f *Factory) *cobra.Command {
+	opts := &ResumeOptions{RunFlags: RunFlags{f: f}}
 	cmd := &cobra.Command{
 		Use:   "resume NAME [--trials N] [--workers N] [--timeout D]",
 		Short: "Continue a study with its stored spec",
@@ -40,8 +39,8 @@ heartbeat is stale and their parameters are tried again.`,
 	return cmd
 }
 
-func newWorkerCmd() *cobra.Command {
-	opts := &ResumeOptions{}
+func newWorkerCmd(f *Factory) *cobra.Command {
+	opts := &ResumeOptions{RunFlags: RunFlags{f: f}}
 	cmd := &cobra.Command{
 		Use:   "worker --study NAME --storage URL",
 		Short: "Join an existing study as one more worker process (for many machines)",
@@ -72,7 +71,7 @@ func resumeRun(ctx context.Context, opts *ResumeOptions) error {
 	if opts.Trials < 0 {
 		return usagef("--trials must be 0 (keep the stored target) or more (got %d)", opts.Trials)
 	}
-	store, err := openStore(ctx, opts.Storage)
+	store, err := opts.f.openStore(ctx, opts.Storage)
 	if err != nil {
 		return err
 	}
@@ -81,12 +80,12 @@ func resumeRun(ctx context.Context, opts *ResumeOptions) error {
 	if err != nil {
 		return err
 	}
-	ds, err := loadData(opts.Data, spec.Val, spec.TrainLimit)
+	ds, err := opts.f.loadData(opts.Data, spec.Val, spec.TrainLimit)
 	if err != nil {
 		return err
 	}
-	if spec.DataChecksum != "" && ds.Checksum != spec.DataChecksum {
-		return fmt.Errorf("the data in %s (checksum %.12s) is not the data study %q was run on (%.12s); point --data at the original files", ds.Dir, ds.Checksum, opts.Study, spec.DataChecksum)
+	if err := study.CheckData(spec, ds); err != nil {
+		return err
 	}
 	if spec, err = study.SetTarget(store, opts.Study, opts.Trials); err != nil {
 		return err

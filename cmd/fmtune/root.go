@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -43,8 +44,13 @@ func usagef(format string, args ...any) error {
 func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return execute(ctx, defaultFactory(), args, stdout, stderr)
+}
 
-	root := newRootCmd(stdout, stderr)
+// execute runs the command line args with what f provides until ctx ends,
+// prints the error (if any) and returns the exit code.
+func execute(ctx context.Context, f *Factory, args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd(f, stdout, stderr)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -52,15 +58,45 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case isUsageError(err):
-		fmt.Fprintln(stderr, "fmtune:", err)
+		fmt.Fprintln(stderr, "fmtune:", message(err))
 		return exitUsage
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		fmt.Fprintln(stderr, "fmtune: interrupted")
 		return exitInterrupted
 	default:
-		fmt.Fprintln(stderr, "fmtune:", err)
+		fmt.Fprintln(stderr, "fmtune:", message(err))
 		return exitFailure
 	}
+}
+
+// flagNames are the flags that set the fields a study.FieldError names.
+var flagNames = map[string]string{
+	study.FieldName:       "study",
+	study.FieldEpochs:     "epochs",
+	study.FieldTrials:     "trials",
+	study.FieldVal:        "val",
+	study.FieldTrainLimit: "train-limit",
+	study.FieldOptimizers: "optimizers",
+	study.FieldWorkers:    "workers",
+}
+
+// message is err's text as the command line says it: the field of a
+// study.FieldError is named by its flag (--trials).
+func message(err error) string {
+	msg := err.Error()
+	var fe *study.FieldError
+	if errors.As(err, &fe) {
+		flag, ok := flagNames[fe.Field]
+		if !ok {
+			flag = fe.Field
+		}
+		msg = strings.Replace(msg, fe.Error(), fmt.Sprintf("%s: --%s %s", study.ErrInvalidSpec, flag, fe.Msg), 1)
+	}
+	var dm *study.DataMismatchError
+	if errors.As(err, &dm) {
+		msg += "; point --data at the original files"
+	}
+	return msg
 }
 
 // isUsageError reports whether err is a mistake in what the user asked for,
@@ -78,7 +114,7 @@ func isUsageError(err error) bool {
 }
 
 // newRootCmd builds the command tree.
-func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+func newRootCmd(f *Factory, stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "fmtune",
 		Short: "Hyperparameter search for Fashion-MNIST classifiers",
@@ -98,17 +134,17 @@ keeps every trial in an Optuna-compatible SQLite or PostgreSQL storage.`,
 	root.AddCommand(
 		newDataCmd(),
 		newModelsCmd(),
-		newTrainCmd(),
+		newTrainCmd(f),
 		newBenchCmd(),
-		newTuneCmd(),
-		newResumeCmd(),
-		newWorkerCmd(),
-		newBestCmd(),
-		newStudiesCmd(),
-		newTrialsCmd(),
-		newEnqueueCmd(),
-		newPlanCmd(),
-		newCompareCmd(), newReportCmd(),
+		newTuneCmd(f),
+		newResumeCmd(f),
+		newWorkerCmd(f),
+		newBestCmd(f),
+		newStudiesCmd(f),
+		newTrialsCmd(f),
+		newEnqueueCmd(f),
+		newPlanCmd(f),
+		newCompareCmd(f), newReportCmd(f),
 	)
 	return root
 }

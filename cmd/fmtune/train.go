@@ -30,10 +30,11 @@ type TrainOptions struct {
 
 	Out     io.Writer
 	changed func(flag string) bool
+	f       *Factory
 }
 
-func newTrainCmd() *cobra.Command {
-	opts := &TrainOptions{}
+func newTrainCmd(f *Factory) *cobra.Command {
+	opts := &TrainOptions{f: f}
 	cmd := &cobra.Command{
 		Use:   "train",
 		Short: "Train one model on Fashion-MNIST and report its test accuracy",
@@ -54,22 +55,22 @@ Optimizers:    ` + strings.Join(models.Optimizers(), ", ") + ` (Keras defaults; 
 			return trainRun(cmd.Context(), opts)
 		},
 	}
-	f := cmd.Flags()
+	fl := cmd.Flags()
 	c := &opts.Config
-	f.StringVar(&c.Arch, "arch", "mlp", "architecture: "+strings.Join(models.ArchNames(), ", "))
-	f.StringVar(&c.Optimizer, "optimizer", "sgd", "optimizer: "+strings.Join(models.Optimizers(), ", "))
-	f.Float64Var(&c.LR, "lr", 0.01, "learning rate")
-	f.Float64Var(&c.Momentum, "momentum", 0, "momentum (sgd only)")
-	f.IntVar(&c.Batch, "batch", 128, "batch size")
-	f.IntVar(&c.Epochs, "epochs", 10, "number of epochs")
-	f.Int64Var(&c.Seed, "seed", 1, "seed of the weights, the shuffle and dropout")
-	f.IntVar(&c.Threads, "threads", 0, "threads the training uses (0: every core); the results do not depend on it")
-	f.StringVar(&opts.Data, "data", "", "directory with the Fashion-MNIST IDX files (default: $FMTUNE_DATA, the system copy, the user cache)")
-	f.IntVar(&opts.Val, "val", data.DefaultVal, "validation images, taken from the end of the training file")
-	f.IntVar(&opts.TrainLimit, "train-limit", 0, "train on only the first N training images (0: all)")
-	f.BoolVar(&opts.JSON, "json", false, "print one JSON document at the end instead of the table")
-	f.StringVar(&opts.Study, "study", "", "record the run as a manual trial of this study (created with the default search space if it does not exist)")
-	f.StringVar(&opts.Storage, "storage", "", "storage URL for --study (default $FMTUNE_STORAGE, else "+storage.DefaultURL+")")
+	fl.StringVar(&c.Arch, "arch", "mlp", "architecture: "+strings.Join(models.ArchNames(), ", "))
+	fl.StringVar(&c.Optimizer, "optimizer", "sgd", "optimizer: "+strings.Join(models.Optimizers(), ", "))
+	fl.Float64Var(&c.LR, "lr", 0.01, "learning rate")
+	fl.Float64Var(&c.Momentum, "momentum", 0, "momentum (sgd only)")
+	fl.IntVar(&c.Batch, "batch", 128, "batch size")
+	fl.IntVar(&c.Epochs, "epochs", 10, "number of epochs")
+	fl.Int64Var(&c.Seed, "seed", 1, "seed of the weights, the shuffle and dropout")
+	fl.IntVar(&c.Threads, "threads", 0, "threads the training uses (0: every core); the results do not depend on it")
+	fl.StringVar(&opts.Data, "data", "", "directory with the Fashion-MNIST IDX files (default: $FMTUNE_DATA, the system copy, the user cache)")
+	fl.IntVar(&opts.Val, "val", data.DefaultVal, "validation images, taken from the end of the training file")
+	fl.IntVar(&opts.TrainLimit, "train-limit", 0, "train on only the first N training images (0: all)")
+	fl.BoolVar(&opts.JSON, "json", false, "print one JSON document at the end instead of the table")
+	fl.StringVar(&opts.Study, "study", "", "record the run as a manual trial of this study (created with the default search space if it does not exist)")
+	fl.StringVar(&opts.Storage, "storage", "", "storage URL for --study (default $FMTUNE_STORAGE, else "+storage.DefaultURL+")")
 	return cmd
 }
 
@@ -103,7 +104,7 @@ func trainRun(ctx context.Context, opts *TrainOptions) error {
 	if opts.Study != "" {
 		return trainInStudy(ctx, opts)
 	}
-	dir, err := data.Locate(opts.Data)
+	dir, err := opts.f.DataDir(opts.Data)
 	if err != nil {
 		return err
 	}
@@ -170,33 +171,17 @@ func trainInStudy(ctx context.Context, opts *TrainOptions) error {
 	if cfg.Momentum != 0 {
 		return usagef("--momentum is not part of a study's search space; train with momentum without --study")
 	}
-	store, err := openStore(ctx, opts.Storage)
+	store, err := opts.f.openStore(ctx, opts.Storage)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	spec, _, err := study.LoadSpec(store, opts.Study)
-	created := false
-	switch {
-	case errors.Is(err, study.ErrNotFound):
-		spec = study.DefaultSpec()
-		spec.Name, spec.Arch, spec.Epochs, spec.Seed = opts.Study, cfg.Arch, cfg.Epochs, cfg.Seed
-		spec.Val, spec.TrainLimit = opts.Val, opts.TrainLimit
-		created = true
-	case err != nil:
-		return err
-	default:
-		for flag, differ := range map[string]bool{"val": opts.Val != spec.Val, "train-limit": opts.TrainLimit != spec.TrainLimit} {
-			if differ && opts.changed(flag) {
-				return usagef("--%s differs from study %q's (val %d, train-limit %d): its trials would not be comparable; leave the flag out", flag, opts.Study, spec.Val, spec.TrainLimit)
-			}
-		}
-	}
 	m := study.Manual{Arch: cfg.Arch, Point: search.Point{LR: cfg.LR, Optimizer: cfg.Optimizer, Batch: cfg.Batch}, Epochs: cfg.Epochs, Seed: cfg.Seed}
-	if err := study.CheckManual(spec, m); err != nil {
+	spec, created, err := study.StudyForManual(store, opts.Study, m, opts.Val, opts.TrainLimit, func(key string) bool { return opts.changed(flagOfKey(key)) })
+	if err != nil {
 		return err
 	}
-	ds, err := loadData(opts.Data, spec.Val, spec.TrainLimit)
+	ds, err := opts.f.loadData(opts.Data, spec.Val, spec.TrainLimit)
 	if err != nil {
 		return err
 	}
@@ -206,15 +191,15 @@ func trainInStudy(ctx context.Context, opts *TrainOptions) error {
 			return err
 		}
 		fmt.Fprintf(opts.Out, "created study %s (arch %s, default search space)\n", spec.Name, spec.Arch)
-	} else if spec.DataChecksum != "" && spec.DataChecksum != ds.Checksum {
-		return fmt.Errorf("the data in %s is not the data study %q was run on; point --data at the original files", ds.Dir, opts.Study)
+	} else if err := study.CheckData(spec, ds); err != nil {
+		return err
 	}
 	var progress study.Progress
 	if !opts.JSON {
 		progress = &epochTable{out: opts.Out}
 		printTableHeader(opts.Out)
 	}
-	info, err := study.RunManual(ctx, store, ds, spec, m, progress)
+	info, err := study.RunManual(ctx, store, ds, spec, m, study.RunOptions{Progress: progress, Train: opts.f.Train})
 	if err != nil {
 		return err
 	}

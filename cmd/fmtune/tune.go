@@ -7,13 +7,12 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/fmtune/fmtune/data"
-	"github.com/fmtune/fmtune/models"
-	"github.com/fmtune/fmtune/search"
 	"github.com/fmtune/fmtune/storage"
 	"github.com/fmtune/fmtune/study"
 )
@@ -42,6 +41,8 @@ type RunFlags struct {
 	Quiet     bool
 	JSON      bool
 	Out, Err  io.Writer
+
+	f *Factory
 }
 
 func (f *RunFlags) bind(cmd *cobra.Command) {
@@ -56,8 +57,8 @@ func (f *RunFlags) bind(cmd *cobra.Command) {
 	_ = cmd.Flags().MarkHidden("heartbeat")
 }
 
-func newTuneCmd() *cobra.Command {
-	opts := &TuneOptions{}
+func newTuneCmd(f *Factory) *cobra.Command {
+	opts := &TuneOptions{RunFlags: RunFlags{f: f}}
 	def := study.DefaultSpec()
 	cmd := &cobra.Command{
 		Use:   "tune --study NAME [--arch mlp] [flags]",
@@ -85,92 +86,68 @@ workers, seed, data, val, train_limit, storage.`,
 			return tuneRun(cmd.Context(), opts)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVarP(&opts.File, "file", "f", "", "read the study spec from this YAML file")
-	f.StringVar(&opts.Study, "study", "", "study name (required)")
-	f.StringVar(&opts.Arch, "arch", def.Arch, "architecture: mlp, deep, cnn, cnn-dropout")
-	f.StringVar(&opts.LR, "lr", def.Space.LR.String(), "learning rates: choices or a range low:high[:log]")
-	f.StringVar(&opts.Optimizers, "optimizers", "sgd,adam,nadam,rmsprop", "optimizers to choose from")
-	f.StringVar(&opts.Batch, "batch", def.Space.Batch.String(), "batch sizes: choices or a range low:high[:step]")
-	f.StringVar(&opts.Sampler, "sampler", def.Sampler, "tpe, grid or random")
-	f.StringVar(&opts.Pruner, "pruner", def.Pruner, "median, asha, hyperband or none")
-	f.IntVar(&opts.Epochs, "epochs", def.Epochs, "epochs per trial")
-	f.IntVar(&opts.Trials, "trials", 0, "target number of finished trials in the study (default: the number of combinations, 24 for the default space; 50 when --lr or --batch is a range)")
-	f.Int64Var(&opts.Seed, "seed", def.Seed, "seed of the sampler and of every trial's training")
-	f.IntVar(&opts.Val, "val", def.Val, "validation set: the last N training images")
-	f.IntVar(&opts.TrainLimit, "train-limit", 0, "train on the first N training images only (0: all), for quick looks")
+	fl := cmd.Flags()
+	fl.StringVarP(&opts.File, "file", "f", "", "read the study spec from this YAML file")
+	fl.StringVar(&opts.Study, "study", "", "study name (required)")
+	fl.StringVar(&opts.Arch, "arch", def.Arch, "architecture: mlp, deep, cnn, cnn-dropout")
+	fl.StringVar(&opts.LR, "lr", def.Space.LR.String(), "learning rates: choices or a range low:high[:log]")
+	fl.StringVar(&opts.Optimizers, "optimizers", "sgd,adam,nadam,rmsprop", "optimizers to choose from")
+	fl.StringVar(&opts.Batch, "batch", def.Space.Batch.String(), "batch sizes: choices or a range low:high[:step]")
+	fl.StringVar(&opts.Sampler, "sampler", def.Sampler, "tpe, grid or random")
+	fl.StringVar(&opts.Pruner, "pruner", def.Pruner, "median, asha, hyperband or none")
+	fl.IntVar(&opts.Epochs, "epochs", def.Epochs, "epochs per trial")
+	fl.IntVar(&opts.Trials, "trials", 0, "target number of finished trials in the study (default: the number of combinations, 24 for the default space; 50 when --lr or --batch is a range)")
+	fl.Int64Var(&opts.Seed, "seed", def.Seed, "seed of the sampler and of every trial's training")
+	fl.IntVar(&opts.Val, "val", def.Val, "validation set: the last N training images")
+	fl.IntVar(&opts.TrainLimit, "train-limit", 0, "train on the first N training images only (0: all), for quick looks")
 	opts.RunFlags.bind(cmd)
 	return cmd
 }
 
-// specFromOptions builds the spec: defaults, then the file, then the flags
-// that were set.
+// specFromOptions builds the spec (study.BuildSpec): defaults, then the
+// file, then the flags that were set. The file's run keys (data, storage,
+// workers, timeout) fill the options whose flags were not set.
 func specFromOptions(opts *TuneOptions) (study.Spec, error) {
-	spec := study.DefaultSpec()
-	lr, optimizers, batch := opts.LR, opts.Optimizers, opts.Batch
 	set := func(flag string) bool { return opts.changed != nil && opts.changed(flag) }
+	var layers []study.Layer
 	if opts.File != "" {
 		file, err := study.ReadFile(opts.File)
 		if err != nil {
-			return spec, err
+			return study.Spec{}, err
 		}
-		pick := func(flag, fromFile string, dst *string) {
-			if fromFile != "" && !set(flag) {
-				*dst = fromFile
-			}
+		layers = append(layers, study.Layer{Keys: file.SpecKeys})
+		if file.Study != "" && !set("study") {
+			opts.Study = file.Study
 		}
-		pick("study", file.Study, &opts.Study)
-		pick("arch", file.Arch, &opts.Arch)
-		pick("lr", string(file.LR), &lr)
-		pick("optimizers", string(file.Optimizers), &optimizers)
-		pick("batch", string(file.Batch), &batch)
-		pick("sampler", file.Sampler, &opts.Sampler)
-		pick("pruner", file.Pruner, &opts.Pruner)
-		pick("data", file.Data, &opts.Data)
-		pick("storage", file.Storage, &opts.Storage)
-		pickInt := func(flag string, fromFile int, dst *int) {
-			if fromFile != 0 && !set(flag) {
-				*dst = fromFile
-			}
+		if file.Data != "" && !set("data") {
+			opts.Data = file.Data
 		}
-		pickInt("epochs", file.Epochs, &opts.Epochs)
-		pickInt("trials", file.Trials, &opts.Trials)
-		pickInt("workers", file.Workers, &opts.Workers)
-		pickInt("val", file.Val, &opts.Val)
-		pickInt("train-limit", file.TrainLimit, &opts.TrainLimit)
-		if file.Seed != nil && !set("seed") {
-			opts.Seed = *file.Seed
+		if file.Storage != "" && !set("storage") {
+			opts.Storage = file.Storage
+		}
+		if file.Workers != 0 && !set("workers") {
+			opts.Workers = file.Workers
 		}
 		if file.Timeout != "" && !set("timeout") {
 			d, err := time.ParseDuration(file.Timeout)
 			if err != nil {
-				return spec, usagef("%s: timeout %q: %v (write e.g. 30m or 2h)", opts.File, file.Timeout, err)
+				return study.Spec{}, usagef("%s: timeout %q: %v (write e.g. 30m or 2h)", opts.File, file.Timeout, err)
 			}
 			opts.Timeout = d
 		}
 	}
-	var err error
-	if spec.Space.LR, err = search.ParseFloatDim("lr", lr); err != nil {
-		return spec, err
+	seed := opts.Seed
+	flags := study.SpecKeys{
+		Arch: opts.Arch, LR: study.ListText(opts.LR), Optimizers: study.ListText(opts.Optimizers), Batch: study.ListText(opts.Batch),
+		Sampler: opts.Sampler, Pruner: opts.Pruner, Epochs: opts.Epochs, Trials: opts.Trials, Seed: &seed,
+		Val: opts.Val, TrainLimit: opts.TrainLimit,
 	}
-	if spec.Space.Optimizers, err = search.ParseOptimizers(optimizers, models.Optimizers()); err != nil {
-		return spec, err
-	}
-	if spec.Space.Batch, err = search.ParseIntDim("batch", batch); err != nil {
-		return spec, err
-	}
-	spec.Name, spec.Arch, spec.Sampler, spec.Pruner = opts.Study, opts.Arch, opts.Sampler, opts.Pruner
-	spec.Epochs, spec.Trials, spec.Seed, spec.Val, spec.TrainLimit = opts.Epochs, opts.Trials, opts.Seed, opts.Val, opts.TrainLimit
-	return spec, spec.Validate(archNames(), models.Optimizers())
+	layers = append(layers, study.Layer{Keys: flags, Set: func(key string) bool { return set(flagOfKey(key)) }})
+	return study.BuildSpec(opts.Study, layers...)
 }
 
-func archNames() []string {
-	var names []string
-	for _, a := range models.Archs() {
-		names = append(names, a.Name)
-	}
-	return names
-}
+// flagOfKey is the flag that sets a spec key: train_limit is --train-limit.
+func flagOfKey(key string) string { return strings.ReplaceAll(key, "_", "-") }
 
 func tuneRun(ctx context.Context, opts *TuneOptions) error {
 	spec, err := specFromOptions(opts)
@@ -180,12 +157,12 @@ func tuneRun(ctx context.Context, opts *TuneOptions) error {
 	if err := checkRunFlags(&opts.RunFlags); err != nil {
 		return err
 	}
-	ds, err := loadData(opts.Data, spec.Val, spec.TrainLimit)
+	ds, err := opts.f.loadData(opts.Data, spec.Val, spec.TrainLimit)
 	if err != nil {
 		return err
 	}
 	spec.DataChecksum, spec.Version = ds.Checksum, version
-	store, err := openStore(ctx, opts.Storage)
+	store, err := opts.f.openStore(ctx, opts.Storage)
 	if err != nil {
 		return err
 	}
@@ -213,14 +190,6 @@ func checkRunFlags(f *RunFlags) error {
 	return nil
 }
 
-func loadData(dir string, val, trainLimit int) (*data.Dataset, error) {
-	found, err := data.Locate(dir)
-	if err != nil {
-		return nil, err
-	}
-	return data.Load(found, data.Options{Val: val, TrainLimit: trainLimit})
-}
-
 // runStudy runs a prepared study with progress on stderr and prints the
 // outcome and the best trial.
 func runStudy(ctx context.Context, store *storage.Storage, ds *data.Dataset, spec study.Spec, f *RunFlags) error {
@@ -233,7 +202,7 @@ func runStudy(ctx context.Context, store *storage.Storage, ds *data.Dataset, spe
 		progress = study.NewLogProgress(f.Err)
 	}
 	out, err := study.Run(ctx, store, ds, spec, study.RunOptions{
-		Workers: f.Workers, Timeout: f.Timeout, Heartbeat: f.Heartbeat, StoragePatience: f.Patience, Progress: progress,
+		Workers: f.Workers, Timeout: f.Timeout, Heartbeat: f.Heartbeat, StoragePatience: f.Patience, Progress: progress, Train: f.f.Train,
 	})
 	if out == nil {
 		return err

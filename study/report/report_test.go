@@ -304,8 +304,8 @@ func TestLoadUnknownStudy(t *testing.T) {
 	store := openStore(t)
 	newStudy(t, store, "a", nil)
 	_, err := Load(store, []string{"a", "missing"})
-	if !errors.Is(err, study.ErrNotFound) {
-		t.Fatalf("got %v, want study.ErrNotFound", err)
+	if !errors.Is(err, storage.ErrStudyNotFound) {
+		t.Fatalf("got %v, want storage.ErrStudyNotFound", err)
 	}
 }
 
