@@ -175,6 +175,28 @@ func TestFakeBudgetIsExact(t *testing.T) {
 	}
 }
 
+// TestThreadsReachEveryTrial: --threads is passed to each training; a
+// negative count is refused before anything runs.
+func TestThreadsReachEveryTrial(t *testing.T) {
+	store := openStore(t)
+	spec := prepare(t, store, gridSpec("threads-fake"))
+	fake := &fakeTrainer{}
+	if _, err := Run(context.Background(), store, noData, spec, RunOptions{Workers: 2, Threads: -1, Train: fake.Train}); err == nil || fake.count() != 0 {
+		t.Fatalf("threads -1: err %v after %d trainings, want a refusal before any", err, fake.count())
+	}
+	if _, err := Run(context.Background(), store, noData, spec, RunOptions{Workers: 2, Threads: 3, Train: fake.Train}); err != nil {
+		t.Fatal(err)
+	}
+	if fake.count() != 6 {
+		t.Fatalf("%d trainings, want 6", fake.count())
+	}
+	for _, cfg := range fake.configs {
+		if cfg.Threads != 3 {
+			t.Errorf("trial trained with %d threads, want 3", cfg.Threads)
+		}
+	}
+}
+
 func TestFakeGridRunsEveryPointOnce(t *testing.T) {
 	store := openStore(t)
 	spec := prepare(t, store, gridSpec("grid-fake"))

@@ -40,8 +40,8 @@ func CheckManual(spec Spec, m Manual) error {
 
 // RunManual trains m now, in this process, as a manual trial of the study:
 // the same rows and attributes as a sampled trial, marked manual, never
-// pruned. It returns the stored trial. Of opt, it uses the heartbeat, the
-// storage patience, the progress and the trainer.
+// pruned. It returns the stored trial. Of opt, it uses the threads, the
+// heartbeat, the storage patience, the progress and the trainer.
 func RunManual(ctx context.Context, store Store, ds *data.Dataset, spec Spec, m Manual, opt RunOptions) (TrialInfo, error) {
 	if err := CheckManual(spec, m); err != nil {
 		return TrialInfo{}, err

@@ -53,7 +53,12 @@ func TrainModel(ctx context.Context, cfg models.Config, train, val *data.Set, ho
 
 // RunOptions say how to run a study.
 type RunOptions struct {
-	Workers   int           // parallel trials in this process (>= 1)
+	Workers int // parallel trials in this process (>= 1)
+	// Threads is the most threads one trial uses; 0 (automatic) shares the
+	// cores equally among the trials training at the moment, so the last
+	// trials of a run take the cores the finished ones left. Results do
+	// not depend on it.
+	Threads   int
 	Timeout   time.Duration // no new trial starts after this (0: none)
 	Heartbeat time.Duration // heartbeat interval (0: DefaultHeartbeat)
 	// StoragePatience is how long a worker keeps retrying while the storage
@@ -105,6 +110,9 @@ type runner struct {
 func Run(ctx context.Context, store Store, ds *data.Dataset, spec Spec, opt RunOptions) (*Outcome, error) {
 	if opt.Workers < 1 {
 		return nil, &FieldError{Field: FieldWorkers, Msg: fmt.Sprintf("must be at least 1 (got %d)", opt.Workers)}
+	}
+	if opt.Threads < 0 {
+		return nil, &FieldError{Field: FieldThreads, Msg: fmt.Sprintf("must not be negative (got %d; 0 shares the cores among the running trials)", opt.Threads)}
 	}
 	r, err := newRunner(store, ds, spec, opt)
 	if err != nil {

@@ -30,6 +30,7 @@ const (
 	FieldTrainLimit = "train_limit"
 	FieldOptimizers = "optimizers"
 	FieldWorkers    = "workers"
+	FieldThreads    = "threads"
 )
 
 // FieldError is a wrong value of one field of a spec (or of RunOptions). It

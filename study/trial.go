@@ -145,7 +145,7 @@ func (t *trialRun) configure() (models.Config, error) {
 	if v, err := strconv.ParseInt(t.sys[AttrSeed], 10, 64); err == nil {
 		seed = v
 	}
-	cfg := models.Config{Arch: t.r.spec.Arch, Optimizer: t.point.Optimizer, LR: t.point.LR, Batch: t.point.Batch, Epochs: t.epochs, Seed: seed}
+	cfg := models.Config{Arch: t.r.spec.Arch, Optimizer: t.point.Optimizer, LR: t.point.LR, Batch: t.point.Batch, Epochs: t.epochs, Seed: seed, Threads: t.r.opt.Threads}
 	err := t.store(fmt.Sprintf("record trial %d", t.number), func() error {
 		return t.r.setAttrs(t.id, map[string]string{"seed": strconv.FormatInt(seed, 10), "arch": t.r.spec.Arch})
 	})

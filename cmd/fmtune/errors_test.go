@@ -335,6 +335,8 @@ var badInputs = []badInput{
 	{group: "Flags", what: "grid sampler over a range",
 		args: fixed("tune", "--study", "s", "--sampler", "grid", "--lr", "1e-4:0.3:log"), code: 2, want: "grid"},
 	{group: "Flags", what: "`--workers 0`", args: fixed("tune", "--study", "s", "--workers", "0"), code: 2, want: "--workers must be at least 1"},
+	{group: "Flags", what: "`--threads -1`", args: fixed("tune", "--study", "s", "--threads", "-1"), code: 2, want: "--threads must not be negative"},
+	{group: "Flags", what: "`train --threads -1`", args: fixed("train", "--threads", "-1"), code: 2, want: "threads -1 must be >= 0"},
 	{group: "Flags", what: "`--epochs 0`", args: fixed("tune", "--study", "s", "--epochs", "0"), code: 2, want: "--epochs must be at least 1"},
 	{group: "Flags", what: "a learning rate of 0", args: fixed("tune", "--study", "s", "--lr", "0,0.1"), code: 2, want: "lr"},
 	{group: "Flags", what: "a negative learning-rate range", args: fixed("tune", "--study", "s", "--lr", "-1:0.1"), code: 2, want: "lr"},

@@ -78,6 +78,7 @@ var flagNames = map[string]string{
 	study.FieldTrainLimit: "train-limit",
 	study.FieldOptimizers: "optimizers",
 	study.FieldWorkers:    "workers",
+	study.FieldThreads:    "threads",
 }
 
 // message is err's text as the command line says it: the field of a

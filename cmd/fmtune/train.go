@@ -199,7 +199,7 @@ func trainInStudy(ctx context.Context, opts *TrainOptions) error {
 		progress = &epochTable{out: opts.Out}
 		printTableHeader(opts.Out)
 	}
-	info, err := study.RunManual(ctx, store, ds, spec, m, study.RunOptions{Progress: progress, Train: opts.f.Train})
+	info, err := study.RunManual(ctx, store, ds, spec, m, study.RunOptions{Threads: opts.Config.Threads, Progress: progress, Train: opts.f.Train})
 	if err != nil {
 		return err
 	}

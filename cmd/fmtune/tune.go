@@ -35,6 +35,7 @@ type RunFlags struct {
 	Storage   string
 	Data      string
 	Workers   int
+	Threads   int
 	Timeout   time.Duration
 	Heartbeat time.Duration
 	Patience  time.Duration
@@ -49,6 +50,7 @@ func (f *RunFlags) bind(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.Storage, "storage", "", "storage URL: sqlite:///file.db, sqlite:////abs/file.db or postgresql://user:pass@host:port/db (default $FMTUNE_STORAGE, else "+storage.DefaultURL+")")
 	cmd.Flags().StringVar(&f.Data, "data", "", "Fashion-MNIST directory (default: $FMTUNE_DATA, "+data.SystemDir+", user cache)")
 	cmd.Flags().IntVar(&f.Workers, "workers", runtime.NumCPU(), "trials trained in parallel in this process (goroutines)")
+	cmd.Flags().IntVar(&f.Threads, "threads", 0, "threads per trial (0: the cores shared among the trials running, so the last trials take the cores the others left); results do not depend on it")
 	cmd.Flags().DurationVar(&f.Timeout, "timeout", 0, "start no new trial after this long, e.g. 30m (0: no limit)")
 	cmd.Flags().DurationVar(&f.Heartbeat, "heartbeat", study.DefaultHeartbeat, "how often running trials record a heartbeat; a trial silent for 4x this is taken for crashed")
 	cmd.Flags().DurationVar(&f.Patience, "storage-patience", study.DefaultStoragePatience, "how long to keep retrying while the storage is unreachable (a PostgreSQL restart, a network cut) before stopping")
@@ -178,6 +180,9 @@ func checkRunFlags(f *RunFlags) error {
 	if f.Workers < 1 {
 		return usagef("--workers must be at least 1 (got %d)", f.Workers)
 	}
+	if f.Threads < 0 {
+		return usagef("--threads must not be negative (got %d; 0 shares the cores among the running trials)", f.Threads)
+	}
 	if f.Timeout < 0 {
 		return usagef("--timeout must not be negative (got %s)", f.Timeout)
 	}
@@ -202,7 +207,7 @@ func runStudy(ctx context.Context, store *storage.Storage, ds *data.Dataset, spe
 		progress = study.NewLogProgress(f.Err)
 	}
 	out, err := study.Run(ctx, store, ds, spec, study.RunOptions{
-		Workers: f.Workers, Timeout: f.Timeout, Heartbeat: f.Heartbeat, StoragePatience: f.Patience, Progress: progress, Train: f.f.Train,
+		Workers: f.Workers, Threads: f.Threads, Timeout: f.Timeout, Heartbeat: f.Heartbeat, StoragePatience: f.Patience, Progress: progress, Train: f.f.Train,
 	})
 	if out == nil {
 		return err

@@ -72,8 +72,7 @@ func (p PCG) jump(k uint64) PCG {
 		curInc = curMul.add(u128{0, 1}).mul(curInc)
 		curMul = curMul.mul(curMul)
 	}
-	s := accMul.mul(u128{p.hi, p.lo}).add(accInc)
-	return PCG{s.hi, s.lo}
+	return PCG(accMul.mul(u128(p)).add(accInc))
 }
 
 // u128 is an unsigned 128-bit integer, arithmetic mod 2^128.
