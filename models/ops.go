@@ -317,7 +317,7 @@ func convChunk(g kernels.ConvGeom) int {
 }
 
 // convChunkBytes is the patch-matrix size that convChunk aims for.
-var convChunkBytes = 1 << 20
+const convChunkBytes = 1 << 20
 
 // convPoolOp is relu(maxpool2(conv(x, w) + b)) for images x (n, h, w, c),
 // a k×k kernel matrix w (k*k*c, f) and bias b (f); the output is
