@@ -23,7 +23,8 @@ var ClassNames = [Classes]string{
 // Set is a list of images with their labels. Images holds the raw pixel
 // bytes (0-255), row-major, Pixels per image: 47 MB for all of
 // Fashion-MNIST's training images, shared read-only by every trial of a
-// process. Gather and Scale turn them into [0,1] floats for a batch.
+// process. Scale says what a pixel is as a network input (training uses
+// the vectorized models/kernels.Scale, which computes the same values).
 type Set struct {
 	Images []uint8
 	Labels []uint8
@@ -46,24 +47,8 @@ func (s *Set) Slice(from, to int) *Set {
 // (byte/255 in float32), to dst[:(to-from)*Pixels].
 func (s *Set) Scale(dst []float32, from, to int) {
 	src := s.Images[from*Pixels : to*Pixels]
-	dst = dst[:len(src)]
-	i := 0
-	for ; i+8 <= len(src); i += 8 { // unrolled: this runs for every pixel of every batch
-		b, d := src[i:i+8:i+8], dst[i:i+8:i+8]
-		d[0], d[1], d[2], d[3] = scale[b[0]], scale[b[1]], scale[b[2]], scale[b[3]]
-		d[4], d[5], d[6], d[7] = scale[b[4]], scale[b[5]], scale[b[6]], scale[b[7]]
-	}
-	for ; i < len(src); i++ {
-		dst[i] = scale[src[i]]
-	}
-}
-
-// Gather writes the scaled pixels of the examples idx, in that order, to
-// dst[:len(idx)*Pixels] and their labels to y[:len(idx)].
-func (s *Set) Gather(dst []float32, y []uint8, idx []int) {
-	for k, i := range idx {
-		s.Scale(dst[k*Pixels:(k+1)*Pixels], i, i+1)
-		y[k] = s.Labels[i]
+	for i, v := range src {
+		dst[i] = scale[v]
 	}
 }
 

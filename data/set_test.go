@@ -19,17 +19,13 @@ func indexedSet(n int) *Set {
 // order runs Batches and returns the example indices seen and batch sizes.
 func order(t *testing.T, s *Set, batch int, seed int64, shuffle bool) (idx, sizes []int) {
 	t.Helper()
-	x := make([]float32, batch*Pixels)
-	y := make([]uint8, batch)
 	err := s.Batches(batch, seed, shuffle, func(b []int) error {
-		s.Gather(x, y, b)
 		sizes = append(sizes, len(b))
-		for k := range b {
-			i := int(x[k*Pixels]*255 + 0.5)
-			if i != b[k] || y[k] != uint8(i%Classes) {
-				t.Fatalf("index %d gathered example %d with label %d", b[k], i, y[k])
+		for _, k := range b {
+			if i := int(s.Image(k)[0]); i != k || s.Labels[k] != uint8(i%Classes) {
+				t.Fatalf("index %d is example %d with label %d", k, i, s.Labels[k])
 			}
-			idx = append(idx, i)
+			idx = append(idx, k)
 		}
 		return nil
 	})
