@@ -179,7 +179,6 @@ func (gr *graph) logitsValue() G.Value {
 type trainGraph struct {
 	*graph
 	t     []float32 // targets, batch * 10
-	y     []uint8   // labels of the current batch
 	xent  *xentOp
 	drops []*dropoutOp
 	grad  []float32 // the gradients, laid out like Model.flat
@@ -193,18 +192,12 @@ type trainGraph struct {
 // batch) and returns the mean loss and the number of correct predictions.
 // It does not update the weights.
 func (tg *trainGraph) step(set *data.Set, idx []int, r *randSource) (loss float64, correct int, err error) {
-	if tg.y == nil {
-		tg.y = make([]uint8, tg.batch)
-	}
 	kernels.GatherScale(tg.x, set.Images, idx, data.Pixels)
-	for k, i := range idx {
-		tg.y[k] = set.Labels[i]
-	}
 	clear(tg.x[len(idx)*data.Pixels:])
 	clear(tg.t)
 	w := 1 / float32(len(idx))
-	for i, l := range tg.y[:len(idx)] {
-		tg.t[i*data.Classes+int(l)] = w
+	for k, i := range idx {
+		tg.t[k*data.Classes+int(set.Labels[i])] = w
 	}
 	if len(tg.drops) > 0 && (tg.masks == nil || tg.masksFrom != r) {
 		tg.masks, tg.masksFrom = kernels.NewMaskFiller(tg.team, r.drop), r

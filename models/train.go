@@ -171,9 +171,7 @@ func Train(ctx context.Context, cfg Config, train, val *data.Set, hooks Hooks) (
 type trainer struct {
 	model  *Model
 	tg     *trainGraph
-	solver solver
-	ws, gs [][]float32 // the flat weights and gradients, as one slot
-	chunk  int         // weights per optimizer chunk
+	solver solver // its one slot is all the weights, model.flat
 	stepF  func(int, int)
 }
 
@@ -192,8 +190,7 @@ func newTrainer(model *Model, cfg Config, batch int) (*trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &trainer{model: model, tg: tg, solver: s,
-		ws: [][]float32{model.flat}, gs: [][]float32{tg.grad}, chunk: optimizerChunk}
+	t := &trainer{model: model, tg: tg, solver: s}
 	s.prepare([]int{len(model.flat)})
 	t.stepF = t.updateChunk
 	model.team.Activate()
@@ -211,11 +208,11 @@ func (t *trainer) step(set *data.Set, idx []int, r *randSource) (loss float64, c
 		return 0, 0, err
 	}
 	t.solver.begin()
-	t.model.team.Run(kernels.Chunks(len(t.model.flat), t.chunk), t.stepF)
+	t.model.team.Run(kernels.Chunks(len(t.model.flat), optimizerChunk), t.stepF)
 	return loss, correct, nil
 }
 
 func (t *trainer) updateChunk(c, _ int) {
-	lo := c * t.chunk
-	t.solver.update(0, t.ws[0], t.gs[0], lo, min(lo+t.chunk, len(t.ws[0])))
+	lo := c * optimizerChunk
+	t.solver.update(0, t.model.flat, t.tg.grad, lo, min(lo+optimizerChunk, len(t.model.flat)))
 }
