@@ -84,11 +84,11 @@ func actGradGo(y, dy, dz []float32, act Act) {
 // ColSum sets dst[j] to the sum of column j of the rows×len(dst) matrix g.
 func ColSum(dst, g []float32) {
 	clear(dst)
-	AddColSum(dst, g)
+	addColSum(dst, g)
 }
 
-// AddColSum adds the column sums of the rows×len(dst) matrix g to dst.
-func AddColSum(dst, g []float32) {
+// addColSum adds the column sums of the rows×len(dst) matrix g to dst.
+func addColSum(dst, g []float32) {
 	if useNative && len(dst) > 0 && len(g) >= len(dst) {
 		nativeAddColSum(dst, g[:len(g)/len(dst)*len(dst)])
 		return
@@ -133,13 +133,13 @@ func Mul(dst, x, m []float32) {
 // result is never subnormal (which the CPU handles many times slower).
 func sigmoid(x float32) float32 {
 	x = min(max(x, -87), 87)
-	return 1 / (1 + Exp(-x))
+	return 1 / (1 + exp32(-x))
 }
 
-// Exp is e^x in float32 (Cephes' expf: range reduction to |r| <= ln2/2 and
+// exp32 is e^x in float32 (Cephes' expf: range reduction to |r| <= ln2/2 and
 // a degree-6 polynomial, within 2 ulp). Below -87.3 it returns 0 (never
 // a subnormal); NaN stays NaN.
-func Exp(x float32) float32 {
+func exp32(x float32) float32 {
 	switch {
 	case x != x:
 		return x

@@ -79,7 +79,7 @@ func TestNativeMatchesGo(t *testing.T) {
 			return [][]float32{dz}
 		})
 	}
-	both("AddColSum", func() [][]float32 { d := slices.Clone(b); AddColSum(d, big); return [][]float32{d} })
+	both("addColSum", func() [][]float32 { d := slices.Clone(b); addColSum(d, big); return [][]float32{d} })
 	both("Add", func() [][]float32 { d := slices.Clone(w); Add(d, g); return [][]float32{d} })
 	both("Mul", func() [][]float32 { d := make([]float32, n); Mul(d, w, g); return [][]float32{d} })
 	const h, wd, c = 7, 9, 5

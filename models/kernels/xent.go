@@ -29,7 +29,7 @@ func SoftmaxXent(x, t, p []float32, k int) (loss float64, correct int) {
 		m := row[best]
 		var s float32
 		for j, v := range row {
-			e := Exp(v - m)
+			e := exp32(v - m)
 			pr[j] = e
 			s += e
 		}
