@@ -119,22 +119,21 @@ func rowChunk(k, n int) int {
 // ---------------------------------------------------------------------------
 // sideOp: a further output of a multi-output gradient operator.
 
-// sideOp returns a tensor that the operator computing its input (given for
-// ordering) wrote as a side effect.
+// sideOp returns a tensor that the operator computing its input (a weight
+// gradient, 2-D, given for ordering) wrote as a side effect.
 type sideOp struct {
 	opBase
-	out       buffer
-	shape     tensor.Shape
-	inputDims int
+	out   buffer
+	shape tensor.Shape
 }
 
-func newSideOp(name string, out buffer, inputDims int) *sideOp {
-	return &sideOp{opBase{name: name}, out, out.t.Shape().Clone(), inputDims}
+func newSideOp(name string, out buffer) *sideOp {
+	return &sideOp{opBase{name: name}, out, out.t.Shape().Clone()}
 }
 
 func (o *sideOp) Arity() int { return 1 }
 func (o *sideOp) Type() hm.Type {
-	return hm.NewFnType(f32Tensor(o.inputDims), f32Tensor(o.shape.Dims()))
+	return hm.NewFnType(f32Tensor(2), f32Tensor(o.shape.Dims()))
 }
 func (o *sideOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return o.shape.Clone(), nil }
 func (o *sideOp) Do(...G.Value) (G.Value, error)                 { return o.out.t, nil }
@@ -214,13 +213,13 @@ func (o *denseOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := G.ApplyOp(newSideOp(o.name+"/db", gop.dbBuf, 2), dw)
+	db, err := G.ApplyOp(newSideOp(o.name+"/db", gop.dbBuf), dw)
 	if err != nil {
 		return nil, err
 	}
 	var dx *G.Node
 	if o.inputGrad {
-		if dx, err = G.ApplyOp(newSideOp(o.name+"/dx", gop.dx, 2), dw); err != nil {
+		if dx, err = G.ApplyOp(newSideOp(o.name+"/dx", gop.dx), dw); err != nil {
 			return nil, err
 		}
 	}
@@ -422,13 +421,13 @@ func (o *convPoolOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) 
 	if err != nil {
 		return nil, err
 	}
-	db, err := G.ApplyOp(newSideOp(o.name+"/db", gop.dbBuf, 2), dw)
+	db, err := G.ApplyOp(newSideOp(o.name+"/db", gop.dbBuf), dw)
 	if err != nil {
 		return nil, err
 	}
 	var dx *G.Node
 	if o.inputGrad {
-		if dx, err = G.ApplyOp(newSideOp(o.name+"/dx", gop.dx, 2), dw); err != nil {
+		if dx, err = G.ApplyOp(newSideOp(o.name+"/dx", gop.dx), dw); err != nil {
 			return nil, err
 		}
 	}

@@ -79,7 +79,7 @@ func TestExpAndSigmoid(t *testing.T) {
 		}
 	}
 	if exp32(-100) != 0 || !math.IsInf(float64(exp32(100)), 1) || !math.IsNaN(float64(exp32(float32(math.NaN())))) {
-		t.Errorf("Exp edges: %v %v %v", exp32(-100), exp32(100), exp32(float32(math.NaN())))
+		t.Errorf("exp32 edges: %v %v %v", exp32(-100), exp32(100), exp32(float32(math.NaN())))
 	}
 	for _, x := range []float32{-200, -88, -30, -1, 0, 0.5, 3, 40, 200} {
 		got, want := float64(sigmoid(x)), 1/(1+math.Exp(-float64(x)))

@@ -26,7 +26,7 @@ typedef union { float f; int32_t i; } fbits;
 
 // v8 is eight floats, with no alignment beyond a float's.
 typedef float v8 __attribute__((vector_size(32), aligned(4)));
-// fm_exp is kernels.exp32 for x in [-87, 88] (the callers clamp).
+// fm_exp is exp32 for x in [-87, 88] (the callers clamp).
 static inline float fm_exp(float x) {
 	const float log2e = 1.44269504088896341f, c1 = 0.693359375f, c2 = -2.12194440e-4f, round = 12582912.0f;
 	float fn = x * log2e + round;
