@@ -40,6 +40,8 @@ type solver interface {
 	prepare(sizes []int)
 	begin()
 	update(i int, w, g []float32, lo, hi int)
+	state() SolverState        // for a checkpoint (shares the slots)
+	restore(SolverState) error // after prepare
 }
 
 // NewSolver returns the optimizer named by cfg.Optimizer with cfg's learning

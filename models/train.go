@@ -30,6 +30,15 @@ type Hooks struct {
 	// OnBatch, if set, is called after each training batch (1-based epoch
 	// and batch). It must be cheap.
 	OnBatch func(epoch, batch, batches int)
+	// OnCheckpoint, if set, is called after OnEpoch of every epoch but the
+	// last with the training's whole state. The checkpoint shares the
+	// training's buffers: encode it before returning. A non-nil error
+	// stops training, as OnEpoch's does.
+	OnCheckpoint func(*Checkpoint) error
+	// Resume, if set, continues a training from a checkpoint of the same
+	// configuration instead of starting it: training goes on at epoch
+	// Resume.Epoch+1 and the returned history includes the checkpoint's.
+	Resume *Checkpoint
 }
 
 // Result is the outcome of Train.
@@ -109,8 +118,19 @@ func Train(ctx context.Context, cfg Config, train, val *data.Set, hooks Hooks) (
 	rs := newRandSource(cfg.Seed)
 	res := &Result{Model: model}
 	batches := (train.Len() + tr.tg.batch - 1) / tr.tg.batch
+	first := 1
+	if c := hooks.Resume; c != nil {
+		if err := c.fits(cfg, len(model.flat)); err != nil {
+			return nil, err
+		}
+		if err := tr.restore(c, rs); err != nil {
+			return nil, err
+		}
+		res.History = append(res.History, c.History...)
+		first = c.Epoch + 1
+	}
 
-	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
+	for epoch := first; epoch <= cfg.Epochs; epoch++ {
 		start := time.Now()
 		var lossSum float64
 		var correct, bi int
@@ -159,6 +179,11 @@ func Train(ctx context.Context, cfg Config, train, val *data.Set, hooks Hooks) (
 		res.History = append(res.History, st)
 		if hooks.OnEpoch != nil {
 			if err := hooks.OnEpoch(st); err != nil {
+				return res, fmt.Errorf("models: training stopped after epoch %d: %w", epoch, err)
+			}
+		}
+		if hooks.OnCheckpoint != nil && epoch < cfg.Epochs {
+			if err := hooks.OnCheckpoint(tr.checkpoint(cfg, epoch, res.History, rs)); err != nil {
 				return res, fmt.Errorf("models: training stopped after epoch %d: %w", epoch, err)
 			}
 		}

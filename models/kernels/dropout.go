@@ -136,3 +136,9 @@ func (f *MaskFiller) chunk(c, _ int) {
 	f.ends[c] = f.starts[c]
 	DropoutMask(f.mask[c*maskChunk:min((c+1)*maskChunk, len(f.mask))], f.rate, &f.ends[c])
 }
+
+// State returns the generator's state, to store it (see SetState).
+func (p *PCG) State() (hi, lo uint64) { return p.hi, p.lo }
+
+// SetState puts the generator back in a state State returned.
+func (p *PCG) SetState(hi, lo uint64) { p.hi, p.lo = hi, lo }
