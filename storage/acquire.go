@@ -87,7 +87,8 @@ func (s *Storage) AcquireTrial(studyID int, choose func([]goptuna.FrozenTrial) P
 // FailTrial marks an unfinished trial FAIL with the reason (Optuna's fail_reason system
 // attribute) and kind (AttrFailKind, unless ""), and, when requeue is not nil, inserts requeue as a new trial of the same
 // study (as CloneTrial does, typically WAITING with fixed_params) in the same transaction,
-// so no other worker sees the failed trial's place free before its retry is queued. It
+// so no other worker sees the failed trial's place free before its retry is queued. The
+// trial's checkpoint (see SaveCheckpoint) moves to the retry, or is deleted without one. It
 // returns the new trial's id, or -1. A finished trial gives goptuna.ErrTrialCannotBeUpdated,
 // unwrapped, and changes nothing.
 func (s *Storage) FailTrial(trialID int, reason, kind string, requeue *goptuna.FrozenTrial) (int, error) {
@@ -128,12 +129,14 @@ func (s *Storage) FailTrial(trialID int, reason, kind string, requeue *goptuna.F
 			return err
 		}
 		if requeue == nil {
-			return nil
+			return s.deleteCheckpoints(ctx, r, "trial_id = ?", trialID)
 		}
 		fault.Point(fault.DuringRequeue)
 		var err error
-		newID, err = cloneTrial(ctx, r, studyID, *requeue, state)
-		return err
+		if newID, err = cloneTrial(ctx, r, studyID, *requeue, state); err != nil {
+			return err
+		}
+		return s.moveCheckpoint(ctx, r, trialID, newID)
 	})
 	if err != nil {
 		return -1, err

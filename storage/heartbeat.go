@@ -67,7 +67,8 @@ const FailKindStale = "stale"
 // fixed_params), or false for none. Failing and re-queueing at once means that no other
 // worker sees the failed trial's place in a budget free before the retry is queued (see
 // AcquireTrial). requeue may be called more than once per trial (a transaction that meets
-// a transient error is retried).
+// a transient error is retried). A failed trial's checkpoint moves to its retry, or is
+// deleted without one.
 func (s *Storage) RecoverStaleTrials(studyID int, grace time.Duration, requeue func(goptuna.FrozenTrial) (goptuna.FrozenTrial, bool)) ([]goptuna.FrozenTrial, error) {
 	if grace <= 0 {
 		return nil, fmt.Errorf("fail stale trials: grace period %v must be positive", grace)
@@ -140,18 +141,27 @@ func (s *Storage) RecoverStaleTrials(studyID int, grace time.Duration, requeue f
 				return err
 			}
 			failed = append(failed, t)
-			if requeue == nil {
+			retry, ok := goptuna.FrozenTrial{}, false
+			if requeue != nil {
+				retry, ok = requeue(t)
+			}
+			if !ok {
+				if err := s.deleteCheckpoints(ctx, r, "trial_id = ?", id); err != nil {
+					return err
+				}
 				continue
 			}
-			if retry, ok := requeue(t); ok {
-				fault.Point(fault.DuringRequeue)
-				st, err := stateToDB(retry.State)
-				if err != nil {
-					return err
-				}
-				if _, err := cloneTrial(ctx, r, studyID, retry, st); err != nil {
-					return err
-				}
+			fault.Point(fault.DuringRequeue)
+			st, err := stateToDB(retry.State)
+			if err != nil {
+				return err
+			}
+			newID, err := cloneTrial(ctx, r, studyID, retry, st)
+			if err != nil {
+				return err
+			}
+			if err := s.moveCheckpoint(ctx, r, id, newID); err != nil {
+				return err
 			}
 		}
 		return nil

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/c-bata/goptuna"
@@ -35,6 +36,9 @@ type Storage struct {
 	// COMPLETE into FAIL.
 	nanMu    sync.Mutex
 	nanValue map[int]bool
+
+	// ckptTable is set once the checkpoints table is known to exist.
+	ckptTable atomic.Bool
 }
 
 var _ goptuna.Storage = (*Storage)(nil)

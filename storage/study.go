@@ -49,6 +49,9 @@ func (s *Storage) DeleteStudy(studyID int) error {
 			return err
 		}
 		const ofStudy = "trial_id IN (SELECT trial_id FROM trials WHERE study_id = ?)"
+		if err := s.deleteCheckpoints(ctx, r, ofStudy, studyID); err != nil {
+			return err
+		}
 		for _, t := range []string{"trial_params", "trial_values", "trial_intermediate_values",
 			"trial_user_attributes", "trial_system_attributes", "trial_heartbeats"} {
 			if _, err := r.exec(ctx, "DELETE FROM "+t+" WHERE "+ofStudy, studyID); err != nil {

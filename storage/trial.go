@@ -255,7 +255,10 @@ func (s *Storage) SetTrialState(trialID int, state goptuna.TrialState) error {
 		if state.IsFinished() {
 			_, err := r.exec(ctx, "UPDATE trials SET state = ?, datetime_complete = ? WHERE trial_id = ?",
 				final, timeArg(time.Now()), trialID)
-			return err
+			if err != nil {
+				return err
+			}
+			return s.deleteCheckpoints(ctx, r, "trial_id = ?", trialID)
 		}
 		_, err := r.exec(ctx, "UPDATE trials SET state = ? WHERE trial_id = ?", final, trialID)
 		return err
