@@ -32,6 +32,12 @@ const (
 type Pick struct {
 	Action  PickAction
 	TrialID int // the trial to claim, for PickClaim
+	// For PickCreate: the new trial is a copy of Template when set (as
+	// CloneTrial inserts it, but RUNNING and starting now), and Queue's
+	// trials are inserted after it (typically WAITING), in the same
+	// transaction.
+	Template *goptuna.FrozenTrial
+	Queue    []goptuna.FrozenTrial
 }
 
 // AcquireTrial runs choose on the study's trials as they are committed right now, inside
@@ -61,8 +67,26 @@ func (s *Storage) AcquireTrial(studyID int, choose func([]goptuna.FrozenTrial) P
 		case PickNothing:
 			return nil
 		case PickCreate:
-			id, _, err = insertTrial(ctx, r, studyID, stateRunning, time.Now(), time.Time{})
-			return err
+			if pick.Template == nil {
+				id, _, err = insertTrial(ctx, r, studyID, stateRunning, time.Now(), time.Time{})
+			} else {
+				t := *pick.Template
+				t.State, t.DatetimeStart = goptuna.TrialStateRunning, time.Now()
+				id, err = cloneTrial(ctx, r, studyID, t, stateRunning)
+			}
+			if err != nil {
+				return err
+			}
+			for _, q := range pick.Queue {
+				st, err := stateToDB(q.State)
+				if err != nil {
+					return err
+				}
+				if _, err := cloneTrial(ctx, r, studyID, q, st); err != nil {
+					return err
+				}
+			}
+			return nil
 		case PickClaim:
 			n, err := r.execN(ctx, "UPDATE trials SET state = ?, datetime_start = ? "+
 				"WHERE trial_id = ? AND study_id = ? AND state = ?",

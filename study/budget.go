@@ -83,6 +83,12 @@ func (r *runner) tryAcquire() (id int, stop string, err error) {
 	if err != nil {
 		return 0, "", err
 	}
+	var pref *preference
+	if r.dedupes() {
+		if pref, err = r.prefer(); err != nil {
+			return 0, "", fmt.Errorf("start a trial: %w", err)
+		}
+	}
 	id, err = r.store.AcquireTrial(r.study.ID, func(trials []goptuna.FrozenTrial) storage.Pick {
 		stop = ""
 		c := countTrials(trials)
@@ -103,15 +109,24 @@ func (r *runner) tryAcquire() (id int, stop string, err error) {
 			}
 			return storage.Pick{}
 		}
-		if room && r.spec.Sampler != "grid" {
+		exhausted := false
+		if room && pref != nil {
+			if pick, ok := pref.next(r, trials); ok {
+				return pick
+			}
+			exhausted = true
+		} else if room && r.spec.Sampler != "grid" {
 			return storage.Pick{Action: storage.PickCreate}
 		}
 		// Nothing to start: the rest is running. If it all runs here, this
 		// worker is done.
 		if r.allRunningMine(trials) {
-			if gridDone {
+			switch {
+			case gridDone:
 				stop = "grid complete"
-			} else {
+			case exhausted:
+				stop = ReasonExhausted
+			default:
 				stop = "target reached"
 			}
 		}

@@ -24,6 +24,8 @@ const (
 	KeySeed       = "seed"
 	KeyVal        = "val"
 	KeyTrainLimit = "train_limit"
+	KeyRepeats    = "repeats"
+	KeyDeadAfter  = "dead_after"
 )
 
 // defaultOptimizers is the optimizers of DefaultSpec, as written.
@@ -70,6 +72,10 @@ func BuildSpec(name string, layers ...Layer) (Spec, error) {
 		num(KeyTrials, &spec.Trials, k.Trials)
 		num(KeyVal, &spec.Val, k.Val)
 		num(KeyTrainLimit, &spec.TrainLimit, k.TrainLimit)
+		num(KeyRepeats, &spec.Repeats, k.Repeats)
+		if set(KeyDeadAfter) && k.DeadAfter != nil {
+			spec.DeadAfter = *k.DeadAfter
+		}
 		if set(KeySeed) && k.Seed != nil {
 			spec.Seed = *k.Seed
 		}
@@ -115,6 +121,10 @@ func (k SpecKeys) nonZero(key string) bool {
 		return k.Val != 0
 	case KeyTrainLimit:
 		return k.TrainLimit != 0
+	case KeyRepeats:
+		return k.Repeats != 0
+	case KeyDeadAfter:
+		return k.DeadAfter != nil
 	}
 	panic(fmt.Sprintf("study: unknown spec key %q", key))
 }

@@ -68,8 +68,10 @@ func create(store goptuna.Storage, spec Spec) (Spec, error) {
 			return Spec{}, err
 		}
 		for _, p := range points {
-			if err := Enqueue(store, id, spec.Space, Queued{Point: p, Source: SourceGrid, RetryOf: -1}); err != nil {
-				return Spec{}, err
+			for range spec.repeats() {
+				if err := Enqueue(store, id, spec.Space, Queued{Point: p, Source: SourceGrid, RetryOf: -1}); err != nil {
+					return Spec{}, err
+				}
 			}
 		}
 	}

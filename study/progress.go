@@ -125,6 +125,9 @@ func describe(r TrialResult) string {
 	case goptuna.TrialStateComplete:
 		return fmt.Sprintf("trial %d complete: val %.4f test %.4f (%s, %d epochs, %.1fs)", r.Number, r.Value, r.TestAcc, r.Point, r.Epochs, r.Seconds)
 	case goptuna.TrialStatePruned:
+		if r.Reason != "" {
+			return fmt.Sprintf("trial %d stopped at epoch %d, %s (%s)", r.Number, r.Epochs, describeReason(r.Reason), r.Point)
+		}
 		return fmt.Sprintf("trial %d pruned at epoch %d: val %.4f (%s)", r.Number, r.Epochs, r.Value, r.Point)
 	default:
 		return fmt.Sprintf("trial %d failed: %s (%s)", r.Number, describeReason(r.Reason), r.Point)

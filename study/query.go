@@ -31,6 +31,9 @@ type TrialInfo struct {
 	Seed       *int64              `json:"seed,omitempty"`
 	Worker     string              `json:"worker,omitempty"` // host:pid/goroutine that ran it
 	Curve      []models.EpochStats `json:"curve,omitempty"`
+	// Repeats summarises the trials of this configuration, in a study that
+	// repeats each (Best only).
+	Repeats *RepeatStats `json:"repeats,omitempty"`
 }
 
 // Info converts a goptuna trial.
@@ -148,11 +151,32 @@ func allTrials(store goptuna.Storage, name string) ([]goptuna.FrozenTrial, error
 var ErrNoCompleteTrial = fmt.Errorf("no complete trial yet")
 
 // Best returns the complete trial with the highest validation accuracy
-// (the earliest one on a tie). NaN and Inf values never win.
+// (the earliest one on a tie). NaN and Inf values never win. In a study
+// that repeats each configuration (Spec.Repeats), the best configuration is
+// the one with the highest mean over its repeats, and Best returns its best
+// trial with the repeats' statistics.
 func Best(store goptuna.Storage, name string) (TrialInfo, error) {
 	trials, err := allTrials(store, name)
 	if err != nil {
 		return TrialInfo{}, err
+	}
+	if spec, ok, _ := readSpec(store, trials0StudyID(store, name)); ok && spec.repeats() > 1 {
+		infos := make([]TrialInfo, len(trials))
+		byNumber := map[int]TrialInfo{}
+		for i, t := range trials {
+			infos[i] = Info(t)
+			byNumber[t.Number] = infos[i]
+		}
+		if _, stats := bestByMean(repeatStats(infos)); stats != nil {
+			best := byNumber[stats.Trials[0]]
+			for _, n := range stats.Trials {
+				if *byNumber[n].ValAcc > *best.ValAcc {
+					best = byNumber[n]
+				}
+			}
+			best.Repeats = stats
+			return best, nil
+		}
 	}
 	best := bestOf(trials)
 	if best == nil {
@@ -227,4 +251,13 @@ func Studies(store goptuna.Storage) ([]StudyInfo, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// trials0StudyID is the ID of the study called name, or -1.
+func trials0StudyID(store goptuna.Storage, name string) int {
+	id, err := store.GetStudyIDFromName(name)
+	if err != nil {
+		return -1
+	}
+	return id
 }

@@ -85,18 +85,22 @@ func pointFromFixed(space search.Space, text string) (search.Point, error) {
 	return space.PointFromFixed(fixed)
 }
 
-// requeue is the queue entry that retries an interrupted or crashed trial:
-// a manual or grid configuration keeps its source (and a manual one its
-// epochs and seed); anything else becomes a retry.
-func requeue(sys map[string]string, p search.Point, number int) Queued {
-	q := Queued{Point: p, Source: SourceRetry, RetryOf: number}
+// requeue is the queue entry that retries an interrupted or crashed trial
+// with its training seed (seed, or, when nil, the seed its attributes give,
+// if any): a manual or grid configuration keeps its source (and a
+// manual one its epochs); anything else becomes a retry. The retry of a
+// trial that stored a checkpoint continues from it.
+func requeue(sys map[string]string, p search.Point, number int, seed *int64) Queued {
+	q := Queued{Point: p, Source: SourceRetry, RetryOf: number, Seed: seed}
+	if seed != nil {
+		// given
+	} else if v, err := strconv.ParseInt(sys[AttrSeed], 10, 64); err == nil {
+		q.Seed = &v
+	}
 	switch sys[AttrSource] {
 	case SourceManual:
 		q.Source = SourceManual
 		q.Epochs, _ = strconv.Atoi(sys[AttrEpochs])
-		if seed, err := strconv.ParseInt(sys[AttrSeed], 10, 64); err == nil {
-			q.Seed = &seed
-		}
 	case SourceGrid:
 		q.Source = SourceGrid
 	}

@@ -29,8 +29,11 @@ func (r *runner) finish(ctx context.Context, w, id int, res TrialResult, curve [
 		if err := r.setAttrs(id, attrs); err != nil {
 			return err
 		}
-		if err := r.store.SetTrialValue(id, res.Value); err != nil {
-			return err
+		// A trial pruned in its first epoch (its loss not finite) has no value.
+		if res.State == goptuna.TrialStateComplete || len(curve) > 0 {
+			if err := r.store.SetTrialValue(id, res.Value); err != nil {
+				return err
+			}
 		}
 		fault.Point(fault.DuringCompletion)
 		err := r.store.SetTrialState(id, res.State)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -44,7 +45,11 @@ func (r *runner) recoverStale() error {
 			notes[t.ID] = fmt.Sprintf("trial %d: its process stopped before it had parameters; nothing to retry", t.Number)
 			return goptuna.FrozenTrial{}, false
 		}
-		retry, err := fixedTrial(r.study.ID, r.spec.Space, requeue(t.SystemAttrs, p, t.Number), goptuna.TrialStateWaiting)
+		var seed *int64 // nil when it stopped before its seed was recorded
+		if v, err := strconv.ParseInt(t.UserAttrs["seed"], 10, 64); err == nil {
+			seed = &v
+		}
+		retry, err := fixedTrial(r.study.ID, r.spec.Space, requeue(t.SystemAttrs, p, t.Number, seed), goptuna.TrialStateWaiting)
 		if err != nil {
 			notes[t.ID] = fmt.Sprintf("trial %d: its process stopped; %s cannot be queued again: %v", t.Number, p, err)
 			return goptuna.FrozenTrial{}, false

@@ -28,6 +28,8 @@ type Store interface {
 	RecoverStaleTrials(studyID int, grace time.Duration, requeue func(goptuna.FrozenTrial) (goptuna.FrozenTrial, bool)) ([]goptuna.FrozenTrial, error)
 	AcquireTrial(studyID int, choose func([]goptuna.FrozenTrial) storage.Pick) (int, error)
 	FailTrial(trialID int, reason, kind string, requeue *goptuna.FrozenTrial) (int, error)
+	SaveCheckpoint(trialID, epoch int, state []byte) error
+	LoadCheckpoint(trialID int) (epoch int, state []byte, err error)
 }
 
 var _ Store = (*storage.Storage)(nil)
@@ -73,7 +75,7 @@ type RunOptions struct {
 // Outcome is how a run ended.
 type Outcome struct {
 	Study  string
-	Reason string // "target reached", "grid complete", "timeout", "interrupted"
+	Reason string // "target reached", "grid complete", "space exhausted", "timeout", "interrupted"
 	Counts Counts
 	// Finished is the number of trials that finished in this run.
 	Finished int

@@ -31,7 +31,12 @@ const (
 	FieldOptimizers = "optimizers"
 	FieldWorkers    = "workers"
 	FieldThreads    = "threads"
+	FieldRepeats    = "repeats"
+	FieldDeadAfter  = "dead_after"
 )
+
+// MaxRepeats is the most repeats a study may ask for.
+const MaxRepeats = 100
 
 // FieldError is a wrong value of one field of a spec (or of RunOptions). It
 // is an ErrInvalidSpec. A command line turns Field into its flag's name.
@@ -62,6 +67,13 @@ type Spec struct {
 	TrainLimit int          `json:"train_limit,omitempty"`
 	// Trials is the target number of finished trials (0: see Target).
 	Trials int `json:"trials,omitempty"`
+	// Repeats is how many times each configuration is trained, each time
+	// with its own seed (0 and 1: once). In a finite space no
+	// configuration is trained more often.
+	Repeats int `json:"repeats,omitempty"`
+	// DeadAfter stops a trial that is not learning after this many epochs
+	// (see NotLearning; 0: never).
+	DeadAfter int `json:"dead_after,omitempty"`
 
 	// Set when the study is created, never changed afterwards.
 	DataChecksum string    `json:"data_checksum,omitempty"`
@@ -79,8 +91,17 @@ func DefaultSpec() Spec {
 		Epochs:  10,
 		Seed:    1,
 		Val:     10000,
+		// A study stored before dead_after existed reads 0 (off) and
+		// keeps running as it did.
+		DeadAfter: DefaultDeadAfter,
 	}
 }
+
+// DefaultDeadAfter is the default of Spec.DeadAfter.
+const DefaultDeadAfter = 2
+
+// repeats is Repeats with its default.
+func (s Spec) repeats() int { return max(s.Repeats, 1) }
 
 // Validate checks the spec against the valid choices of archs and optimizers.
 func (s Spec) Validate(archs, optimizers []string) error {
@@ -100,6 +121,10 @@ func (s Spec) Validate(archs, optimizers []string) error {
 		return &FieldError{Field: FieldVal, Msg: fmt.Sprintf("must be at least 1 (got %d)", s.Val)}
 	case s.TrainLimit < 0:
 		return &FieldError{Field: FieldTrainLimit, Msg: fmt.Sprintf("must be 0 (all) or more (got %d)", s.TrainLimit)}
+	case s.Repeats < 0 || s.Repeats > MaxRepeats:
+		return &FieldError{Field: FieldRepeats, Msg: fmt.Sprintf("must be between 1 and %d (got %d)", MaxRepeats, s.Repeats)}
+	case s.DeadAfter < 0:
+		return &FieldError{Field: FieldDeadAfter, Msg: fmt.Sprintf("must be an epoch (1 or more) or 0 to never stop trials that are not learning (got %d)", s.DeadAfter)}
 	}
 	if err := search.CheckName("sampler", s.Sampler, search.SamplerNames); err != nil {
 		return bad("%v", err)
@@ -131,15 +156,18 @@ var defaultTargetText = fmt.Sprintf("the number of combinations, or %d when lr o
 
 // Target is the number of finished trials the study aims for: Trials when
 // set, else the number of combinations of a space of choices (24 for the
-// defaults), else DefaultRangeTrials.
+// defaults), else DefaultRangeTrials; with Repeats, each configuration
+// counts that many times (Trials rounds up to whole configurations).
 func (s Spec) Target() int {
 	if s.Trials > 0 {
-		return s.Trials
+		// Whole configurations: every one trained Repeats times.
+		n := s.repeats()
+		return (s.Trials + n - 1) / n * n
 	}
 	if grid, err := s.Space.Grid(); err == nil {
-		return len(grid)
+		return len(grid) * s.repeats()
 	}
-	return DefaultRangeTrials
+	return DefaultRangeTrials * s.repeats()
 }
 
 // Mismatch names the first field in which other (a spec asked for now)
@@ -161,6 +189,7 @@ func (s Spec) Mismatch(other Spec) string {
 		{"seed", a.Seed, b.Seed},
 		{"val", a.Val, b.Val},
 		{"train-limit", a.TrainLimit, b.TrainLimit},
+		{"repeats", a.repeats(), b.repeats()},
 		{"data checksum", a.DataChecksum, b.DataChecksum},
 	} {
 		if f.x != f.y {
@@ -205,6 +234,8 @@ type SpecKeys struct {
 	Seed       *int64   `yaml:"seed"`
 	Val        int      `yaml:"val"`
 	TrainLimit int      `yaml:"train_limit"`
+	Repeats    int      `yaml:"repeats"`
+	DeadAfter  *int     `yaml:"dead_after"`
 }
 
 // File is a study spec as written in a YAML file (fmtune tune -f FILE):

@@ -38,6 +38,8 @@ type trialRun struct {
 	point  search.Point
 	epochs int
 	trial  goptuna.Trial
+	resume *models.Checkpoint // where training continues, or nil
+	ckpt   checkpointCost
 }
 
 // runTrial trains the configuration of trial id and records the outcome.
@@ -146,19 +148,31 @@ func (t *trialRun) configure() (models.Config, error) {
 		seed = v
 	}
 	cfg := models.Config{Arch: t.r.spec.Arch, Optimizer: t.point.Optimizer, LR: t.point.LR, Batch: t.point.Batch, Epochs: t.epochs, Seed: seed, Threads: t.r.opt.Threads}
-	err := t.store(fmt.Sprintf("record trial %d", t.number), func() error {
-		return t.r.setAttrs(t.id, map[string]string{"seed": strconv.FormatInt(seed, 10), "arch": t.r.spec.Arch})
+	var err error
+	if t.resume, err = t.loadCheckpoint(cfg); err != nil {
+		return cfg, err
+	}
+	if t.resume != nil {
+		cfg.Seed = t.resume.Seed // the training it continues
+	}
+	err = t.store(fmt.Sprintf("record trial %d", t.number), func() error {
+		return t.r.setAttrs(t.id, map[string]string{"seed": strconv.FormatInt(cfg.Seed, 10), "arch": t.r.spec.Arch})
 	})
+	if err == nil && t.resume != nil {
+		err = t.resumeFrom(t.resume)
+	}
 	return cfg, err
 }
 
 // report stores epoch e's validation accuracy and asks the pruner, unless
 // the trial is manual (a person asked for all of it) or at its last epoch
 // (stopping it then saves no training and only loses its test evaluation).
+// A trial that is not learning (deadCheck) stops without asking.
 func (t *trialRun) report(e models.EpochStats) error {
 	var pruneErr error
+	dead := t.deadCheck(e)
 	err := t.store(fmt.Sprintf("report epoch %d of trial %d", e.Epoch, t.number), func() error {
-		if t.r.study.Pruner == nil || t.source == SourceManual || e.Epoch >= t.epochs {
+		if dead != "" || t.r.study.Pruner == nil || t.source == SourceManual || e.Epoch >= t.epochs {
 			return t.r.store.SetTrialIntermediateValue(t.id, e.Epoch, e.ValAcc)
 		}
 		pruneErr = t.trial.ShouldPrune(e.Epoch, e.ValAcc)
@@ -173,6 +187,9 @@ func (t *trialRun) report(e models.EpochStats) error {
 	if err != nil {
 		return &hookStorageError{err}
 	}
+	if dead != "" {
+		return &notLearningError{dead}
+	}
 	return pruneErr
 }
 
@@ -186,7 +203,12 @@ func (t *trialRun) train(tctx context.Context, cfg models.Config) error {
 			r.progress.Epoch(t.w, t.number, e)
 			return t.report(e)
 		},
-		OnBatch: func(epoch, batch, batches int) { r.progress.Batch(t.w, epoch, batch, batches) },
+		OnBatch:      func(epoch, batch, batches int) { r.progress.Batch(t.w, epoch, batch, batches) },
+		OnCheckpoint: t.saveCheckpoint,
+		Resume:       t.resume,
+	}
+	if t.resume != nil {
+		curve = append(curve, t.resume.History...)
 	}
 	start := time.Now()
 	model, trainErr := r.opt.Train(tctx, cfg, r.ds.Train, r.ds.Val, hooks)
@@ -197,7 +219,11 @@ func (t *trialRun) train(tctx context.Context, cfg models.Config) error {
 		result.Value = curve[len(curve)-1].ValAcc
 	}
 	var hse *hookStorageError
+	var dead *notLearningError
 	var finishErr error
+	if errors.Is(trainErr, models.ErrDiverged) && r.spec.DeadAfter > 0 && t.source != SourceManual {
+		dead = &notLearningError{fmt.Sprintf("%s: %v", ReasonNotLearning, trainErr)}
+	}
 	switch {
 	case errors.Is(context.Cause(tctx), errGivenUp) || errors.Is(trainErr, errGivenUp):
 		return errGivenUp
@@ -213,12 +239,18 @@ func (t *trialRun) train(tctx context.Context, cfg models.Config) error {
 			return r.fail(t.ctx, t.w, t.id, t.number, fmt.Sprintf("test evaluation failed: %v", err), "", curve, nil)
 		}
 		result.TestAcc = testAcc
-		finishErr = r.finish(t.ctx, t.w, t.id, result, curve, map[string]string{
+		finishErr = r.finish(t.ctx, t.w, t.id, result, curve, withAttrs(t.runAttrs(curve), map[string]string{
 			"test_accuracy": formatFloat(testAcc), "test_loss": formatFloat(testLoss),
-		})
+		}))
+	case dead != nil || errors.As(trainErr, &dead):
+		result.State = goptuna.TrialStatePruned
+		result.Reason = dead.reason
+		finishErr = r.finish(t.ctx, t.w, t.id, result, curve, withAttrs(t.runAttrs(curve), map[string]string{
+			"pruned_at_epoch": strconv.Itoa(len(curve)), "pruned_reason": dead.reason,
+		}))
 	case errors.Is(trainErr, goptuna.ErrTrialPruned):
 		result.State = goptuna.TrialStatePruned
-		finishErr = r.finish(t.ctx, t.w, t.id, result, curve, map[string]string{"pruned_at_epoch": strconv.Itoa(len(curve))})
+		finishErr = r.finish(t.ctx, t.w, t.id, result, curve, withAttrs(t.runAttrs(curve), map[string]string{"pruned_at_epoch": strconv.Itoa(len(curve))}))
 	case errors.Is(trainErr, models.ErrDiverged):
 		result.State = goptuna.TrialStateFail
 		result.Reason = "diverged: " + trainErr.Error()
@@ -228,7 +260,7 @@ func (t *trialRun) train(tctx context.Context, cfg models.Config) error {
 		result.Reason = ReasonInterrupted
 		var retry *goptuna.FrozenTrial
 		if !r.keepInterrupted {
-			q, err := fixedTrial(r.study.ID, r.spec.Space, requeue(t.sys, t.point, t.number), goptuna.TrialStateWaiting)
+			q, err := fixedTrial(r.study.ID, r.spec.Space, requeue(t.sys, t.point, t.number, &cfg.Seed), goptuna.TrialStateWaiting)
 			if err != nil {
 				return fmt.Errorf("trial %d: %w", t.number, err)
 			}
@@ -256,3 +288,14 @@ type hookStorageError struct{ err error }
 
 func (e *hookStorageError) Error() string { return e.err.Error() }
 func (e *hookStorageError) Unwrap() error { return e.err }
+
+// withAttrs merges attribute maps (later ones win).
+func withAttrs(maps ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range maps {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}

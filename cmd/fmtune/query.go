@@ -68,6 +68,9 @@ func bestRun(ctx context.Context, opts *QueryOptions) error {
 	fmt.Fprintf(w, "params\t%s\n", formatParams(best.Params))
 	fmt.Fprintf(w, "val accuracy\t%s\n", fmtPtr(best.ValAcc))
 	fmt.Fprintf(w, "test accuracy\t%s\n", fmtPtr(best.TestAcc))
+	if r := best.Repeats; r != nil {
+		fmt.Fprintf(w, "over %d repeats\tval %.4f ± %.4f, test %.4f ± %.4f (mean ± std; trials %s)\n", r.N, r.Mean, r.Std, r.TestMean, r.TestStd, joinInts(r.Trials))
+	}
 	fmt.Fprintf(w, "epochs\t%d\n", best.Epochs)
 	fmt.Fprintf(w, "duration\t%.1fs\n", best.Seconds)
 	if best.Seed != nil {
@@ -210,4 +213,13 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// joinInts writes 1,2,3.
+func joinInts(v []int) string {
+	parts := make([]string, len(v))
+	for i, n := range v {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, ",")
 }

@@ -79,6 +79,8 @@ var flagNames = map[string]string{
 	study.FieldOptimizers: "optimizers",
 	study.FieldWorkers:    "workers",
 	study.FieldThreads:    "threads",
+	study.FieldRepeats:    "repeats",
+	study.FieldDeadAfter:  "dead-after",
 }
 
 // message is err's text as the command line says it: the field of a

@@ -26,6 +26,7 @@ type TuneOptions struct {
 	Epochs, Trials        int
 	Seed                  int64
 	Val, TrainLimit       int
+	Repeats, DeadAfter    int
 	RunFlags
 	changed func(name string) bool
 }
@@ -74,9 +75,17 @@ Search space: choices "0.001,0.01,0.1" or ranges "1e-4:0.3:log" (lr) and
 "64:512:64" (batch). Samplers: tpe, grid (every combination once), random.
 Pruners: median, asha, hyperband, none.
 
+No epoch is wasted: in a space of choices no configuration is trained twice
+(TPE takes its best untried one, random a random untried one, and the study
+ends "space exhausted" once all are tried; --repeats N asks for N seeds
+each). A trial that is not learning is stopped after --dead-after epochs.
+Every epoch a running trial stores a checkpoint in the study's database, so
+a trial stopped by Ctrl-C, kill or a lost machine continues from its last
+finished epoch when the study is resumed, here or on another machine.
+
 A spec can also come from a YAML file (-f); flags override it. Keys: study,
-arch, lr, optimizers, batch, sampler, pruner, epochs, trials, timeout,
-workers, seed, data, val, train_limit, storage.`,
+arch, lr, optimizers, batch, sampler, pruner, epochs, trials, repeats,
+dead_after, timeout, workers, seed, data, val, train_limit, storage.`,
 		Example: `  fmtune tune --study demo --arch mlp --trials 12 --epochs 3 --workers 2 --train-limit 10000
   fmtune tune --study grid-mlp --sampler grid --epochs 5
   fmtune tune --study wide --lr 1e-4:0.3:log --batch 64:512:64 --trials 40
@@ -102,6 +111,8 @@ workers, seed, data, val, train_limit, storage.`,
 	fl.Int64Var(&opts.Seed, "seed", def.Seed, "seed of the sampler and of every trial's training")
 	fl.IntVar(&opts.Val, "val", def.Val, "validation set: the last N training images")
 	fl.IntVar(&opts.TrainLimit, "train-limit", 0, "train on the first N training images only (0: all), for quick looks")
+	fl.IntVar(&opts.Repeats, "repeats", 1, "train each configuration this many times, each with its own seed; best, compare and report then show mean ± std and rank by the mean (--trials counts every training)")
+	fl.IntVar(&opts.DeadAfter, "dead-after", def.DeadAfter, "from this epoch on, stop as PRUNED (\"not learning\") a trial whose val accuracy is within 2 points of chance (10%) or whose loss is not finite, whatever the pruner; 0: never")
 	opts.RunFlags.bind(cmd)
 	return cmd
 }
@@ -142,7 +153,7 @@ func specFromOptions(opts *TuneOptions) (study.Spec, error) {
 	flags := study.SpecKeys{
 		Arch: opts.Arch, LR: study.ListText(opts.LR), Optimizers: study.ListText(opts.Optimizers), Batch: study.ListText(opts.Batch),
 		Sampler: opts.Sampler, Pruner: opts.Pruner, Epochs: opts.Epochs, Trials: opts.Trials, Seed: &seed,
-		Val: opts.Val, TrainLimit: opts.TrainLimit,
+		Val: opts.Val, TrainLimit: opts.TrainLimit, Repeats: opts.Repeats, DeadAfter: &opts.DeadAfter,
 	}
 	layers = append(layers, study.Layer{Keys: flags, Set: func(key string) bool { return set(flagOfKey(key)) }})
 	return study.BuildSpec(opts.Study, layers...)

@@ -8,7 +8,11 @@
 // Point is a comparison of two strings and nothing else.
 package fault
 
-import "os"
+import (
+	"os"
+	"strconv"
+	"sync/atomic"
+)
 
 // Env is the environment variable that arms a fault point.
 const Env = "FMTUNE_FAULT"
@@ -32,11 +36,24 @@ const (
 	DuringRequeue = "during-requeue"
 )
 
+// AfterCheckpoint, armed as "after-checkpoint:N", is reached when a trial's
+// checkpoint after epoch N is stored (see PointAt).
+const AfterCheckpoint = "after-checkpoint"
+
 // Points lists every fault point.
 var Points = []string{AfterClaim, AfterParams, AfterLastReport, DuringCompletion, DuringRequeue}
 
+// SignalEnv, set to "INT", makes an armed point send the process SIGINT
+// (a Ctrl-C) instead of SIGKILL, once, and carry on.
+
+const SignalEnv = "FMTUNE_FAULT_SIGNAL"
+
 // armed is the point named by FMTUNE_FAULT at start-up ("" for none).
-var armed = os.Getenv(Env)
+var (
+	armed     = os.Getenv(Env)
+	interrupt = os.Getenv(SignalEnv) == "INT"
+	fired     atomic.Bool
+)
 
 // Armed reports the armed point, "" for none.
 func Armed() string { return armed }
@@ -47,8 +64,22 @@ func Point(name string) {
 		return
 	}
 	p, err := os.FindProcess(os.Getpid())
+	if interrupt {
+		if err == nil && !fired.Swap(true) {
+			_ = p.Signal(os.Interrupt)
+		}
+		return
+	}
 	if err == nil {
 		_ = p.Kill()
 	}
 	select {} // the signal is on its way
+}
+
+// PointAt is Point for the point armed as "name:n" (a point reached once per
+// epoch, say).
+func PointAt(name string, n int) {
+	if armed != "" {
+		Point(name + ":" + strconv.Itoa(n))
+	}
 }
