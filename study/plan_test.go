@@ -111,7 +111,7 @@ func TestPlanUnknownKeysNamed(t *testing.T) {
 	writeFile(t, path, "studies:\n  a: {arch: mlp, epoch: 3}\nsteps:\n  - manual: {study: a, optimiser: sgd}\n")
 	_, err := ReadPlan(path)
 	for _, want := range []string{
-		`line 2: unknown key "epoch" (valid: arch, lr, optimizers, batch, sampler, pruner, epochs, trials, seed, val, train_limit)`,
+		`line 2: unknown key "epoch" (valid: arch, lr, optimizers, batch, sampler, pruner, epochs, trials, seed, val, train_limit, repeats, dead_after)`,
 		`line 4: unknown key "optimiser" (valid: study, optimizer, lr, batch, epochs, seed)`,
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -17,20 +17,23 @@ import (
 
 // TrialInfo is one stored trial, in the terms a person asks about.
 type TrialInfo struct {
-	Number     int                 `json:"number"`
-	State      string              `json:"state"`
-	Source     string              `json:"source"`
-	Params     map[string]any      `json:"params"`
-	ValAcc     *float64            `json:"val_accuracy"`
-	TestAcc    *float64            `json:"test_accuracy"`
-	Epochs     int                 `json:"epochs"`
-	Seconds    float64             `json:"seconds"`
-	Started    *time.Time          `json:"started,omitempty"`
-	Completed  *time.Time          `json:"completed,omitempty"`
-	FailReason string              `json:"fail_reason,omitempty"`
-	Seed       *int64              `json:"seed,omitempty"`
-	Worker     string              `json:"worker,omitempty"` // host:pid/goroutine that ran it
-	Curve      []models.EpochStats `json:"curve,omitempty"`
+	Number     int            `json:"number"`
+	State      string         `json:"state"`
+	Source     string         `json:"source"`
+	Params     map[string]any `json:"params"`
+	ValAcc     *float64       `json:"val_accuracy"`
+	TestAcc    *float64       `json:"test_accuracy"`
+	Epochs     int            `json:"epochs"`
+	Seconds    float64        `json:"seconds"`
+	Started    *time.Time     `json:"started,omitempty"`
+	Completed  *time.Time     `json:"completed,omitempty"`
+	FailReason string         `json:"fail_reason,omitempty"`
+	// PrunedReason says why fmtune stopped a pruned trial itself ("not
+	// learning: ..."); empty when the pruner did.
+	PrunedReason string              `json:"pruned_reason,omitempty"`
+	Seed         *int64              `json:"seed,omitempty"`
+	Worker       string              `json:"worker,omitempty"` // host:pid/goroutine that ran it
+	Curve        []models.EpochStats `json:"curve,omitempty"`
 	// Repeats summarises the trials of this configuration, in a study that
 	// repeats each (Best only).
 	Repeats *RepeatStats `json:"repeats,omitempty"`
@@ -39,12 +42,13 @@ type TrialInfo struct {
 // Info converts a goptuna trial.
 func Info(t goptuna.FrozenTrial) TrialInfo {
 	info := TrialInfo{
-		Number:     t.Number,
-		State:      stateName(t.State),
-		Source:     t.SystemAttrs[AttrSource],
-		Params:     t.Params,
-		FailReason: t.SystemAttrs[AttrFailReason],
-		Worker:     t.SystemAttrs[AttrWorker],
+		Number:       t.Number,
+		State:        stateName(t.State),
+		Source:       t.SystemAttrs[AttrSource],
+		Params:       t.Params,
+		FailReason:   t.SystemAttrs[AttrFailReason],
+		PrunedReason: t.UserAttrs["pruned_reason"],
+		Worker:       t.SystemAttrs[AttrWorker],
 	}
 	if info.Source == "" {
 		info.Source = SourceSampled
@@ -52,7 +56,7 @@ func Info(t goptuna.FrozenTrial) TrialInfo {
 	if p, err := search.PointFromParams(t.Params); err == nil {
 		info.Params = map[string]any{search.ParamLR: p.LR, search.ParamOptimizer: p.Optimizer, search.ParamBatch: p.Batch}
 	}
-	if t.State == goptuna.TrialStateComplete || t.State == goptuna.TrialStatePruned {
+	if t.State == goptuna.TrialStateComplete || (t.State == goptuna.TrialStatePruned && len(t.IntermediateValues) > 0) {
 		v := t.Value
 		info.ValAcc = &v
 	}

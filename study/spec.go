@@ -122,7 +122,7 @@ func (s Spec) Validate(archs, optimizers []string) error {
 	case s.TrainLimit < 0:
 		return &FieldError{Field: FieldTrainLimit, Msg: fmt.Sprintf("must be 0 (all) or more (got %d)", s.TrainLimit)}
 	case s.Repeats < 0 || s.Repeats > MaxRepeats:
-		return &FieldError{Field: FieldRepeats, Msg: fmt.Sprintf("must be between 1 and %d (got %d)", MaxRepeats, s.Repeats)}
+		return &FieldError{Field: FieldRepeats, Msg: fmt.Sprintf("must be between 1 and %d trainings of each configuration (got %d)", MaxRepeats, s.Repeats)}
 	case s.DeadAfter < 0:
 		return &FieldError{Field: FieldDeadAfter, Msg: fmt.Sprintf("must be an epoch (1 or more) or 0 to never stop trials that are not learning (got %d)", s.DeadAfter)}
 	}

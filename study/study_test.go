@@ -397,7 +397,7 @@ func TestReadFileRefusesUnknownKeys(t *testing.T) {
 	if f.Study != "s" || f.Arch != "deep" || f.LR != "0.001,0.01" || f.Optimizers != "adam,sgd" || f.Epochs != 3 || f.Seed == nil || *f.Seed != 0 {
 		t.Fatalf("read %+v", f)
 	}
-	want := `line 2: unknown key "learning_rate" (valid: study, arch, lr, optimizers, batch, sampler, pruner, epochs, trials, seed, val, train_limit, timeout, workers, data, storage)`
+	want := `line 2: unknown key "learning_rate" (valid: study, arch, lr, optimizers, batch, sampler, pruner, epochs, trials, seed, val, train_limit, repeats, dead_after, timeout, workers, data, storage)`
 	if _, err := ReadFile(bad); !errors.Is(err, ErrInvalidSpec) || !strings.HasSuffix(err.Error(), want) {
 		t.Fatalf("unknown key: %v\nwant it to end in %s", err, want)
 	}

@@ -349,6 +349,8 @@ var badInputs = []badInput{
 	{group: "Flags", what: "an unknown architecture", args: fixed("tune", "--study", "s", "--arch", "resnet"), code: 2, want: "resnet"},
 	{group: "Flags", what: "`--trials -1`", args: fixed("tune", "--study", "s", "--trials", "-1"), code: 2, want: "--trials must be 0 (the default target: the number of combinations, or 50 when lr or batch is a range) or more (got -1)"},
 	{group: "Flags", what: "`--val 0`", args: fixed("tune", "--study", "s", "--val", "0"), code: 2, want: "--val"},
+	{group: "Flags", what: "`--dead-after -1`", args: fixed("tune", "--study", "s", "--dead-after", "-1"), code: 2, want: "--dead-after"},
+	{group: "Flags", what: "`--repeats 1000`", args: fixed("tune", "--study", "s", "--repeats", "1000"), code: 2, want: "--repeats"},
 	{group: "Flags", what: "`--timeout -1s`", args: fixed("tune", "--study", "s", "--timeout", "-1s"), code: 2, want: "--timeout"},
 	{group: "Flags", what: "`--storage-patience 0`", args: fixed("worker", "--study", "s", "--storage-patience", "0"), code: 2, want: "--storage-patience"},
 	{group: "Flags", what: "`enqueue --epochs 0`", args: fixed("enqueue", "s", "--lr", "0.1", "--optimizer", "sgd", "--batch", "128", "--epochs", "0"), code: 2, want: "--epochs must be at least 1 (got 0); leave it out for the study's"},

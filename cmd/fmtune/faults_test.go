@@ -116,25 +116,30 @@ func TestKill9WorkerOthersCarryOn(t *testing.T) {
 }
 
 // TestDivergedTrialFailsAndStudyGoesOn: SGD with lr 10 makes the deep
-// network's loss NaN; that trial is FAIL with reason "diverged: ...", the
-// other one completes and the study ends normally.
+// network's loss NaN. By default that trial stops as PRUNED, not learning
+// (--dead-after); with --dead-after 0 it is FAIL with reason "diverged:
+// ...". Either way the other one completes and the study ends normally.
 func TestDivergedTrialFailsAndStudyGoesOn(t *testing.T) {
 	needData(t)
-	dir := t.TempDir()
-	out, errOut, code := runFmtune(t, dir, "tune", "--study", "dv", "--arch", "deep", "--sampler", "grid",
-		"--lr", "0.01,10", "--optimizers", "sgd", "--batch", "128", "--epochs", "2", "--train-limit", "1000",
-		"--val", "500", "--workers", "2", "--quiet")
-	noPanic(t, "tune", errOut)
-	if code != 0 || !strings.Contains(out, "grid complete") {
-		t.Fatalf("tune exited %d:\n%s\n%s", code, out, errOut)
-	}
-	for _, tr := range trialsOf(t, dir, "dv") {
-		p := pointOf(t, tr)
-		switch {
-		case p.LR == 10 && (tr.State != "fail" || !strings.HasPrefix(tr.FailReason, "diverged")):
-			t.Fatalf("lr 10: %s (%q), want fail with reason diverged", tr.State, tr.FailReason)
-		case p.LR == 0.01 && tr.State != "complete":
-			t.Fatalf("lr 0.01: %s (%q), want complete", tr.State, tr.FailReason)
+	for _, deadAfter := range []string{"2", "0"} {
+		dir := t.TempDir()
+		out, errOut, code := runFmtune(t, dir, "tune", "--study", "dv", "--arch", "deep", "--sampler", "grid",
+			"--lr", "0.01,10", "--optimizers", "sgd", "--batch", "128", "--epochs", "2", "--train-limit", "1000",
+			"--val", "500", "--workers", "2", "--quiet", "--dead-after", deadAfter)
+		noPanic(t, "tune", errOut)
+		if code != 0 || !strings.Contains(out, "grid complete") {
+			t.Fatalf("tune exited %d:\n%s\n%s", code, out, errOut)
+		}
+		for _, tr := range trialsOf(t, dir, "dv") {
+			p := pointOf(t, tr)
+			switch {
+			case p.LR == 10 && deadAfter == "0" && (tr.State != "fail" || !strings.HasPrefix(tr.FailReason, "diverged")):
+				t.Fatalf("--dead-after 0, lr 10: %s (%q), want fail with reason diverged", tr.State, tr.FailReason)
+			case p.LR == 10 && deadAfter != "0" && tr.State != "pruned":
+				t.Fatalf("lr 10: %s (%q), want pruned as not learning", tr.State, tr.FailReason)
+			case p.LR == 0.01 && tr.State != "complete":
+				t.Fatalf("lr 0.01: %s (%q), want complete", tr.State, tr.FailReason)
+			}
 		}
 	}
 }
