@@ -2,6 +2,7 @@ package study
 
 import (
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/c-bata/goptuna"
@@ -61,6 +62,11 @@ type SourceBest struct {
 	OverfitGap *float64 `json:"overfit_gap"`
 	TrainLoss  *float64 `json:"final_train_loss"`
 	ValLoss    *float64 `json:"final_val_loss"`
+	// Repeats, when this source trained some configuration more than once
+	// (--repeats), summarises the best configuration's trials: the best
+	// configuration is then the one with the highest mean, and Trial its
+	// best trial.
+	Repeats *RepeatStats `json:"repeats,omitempty"`
 }
 
 // Compare summarises each study in names per kind of source: the manual
@@ -119,7 +125,17 @@ func summarise(name, kind string, trials []TrialInfo) SourceSummary {
 	if best == nil {
 		return s
 	}
-	b := &SourceBest{Trial: best.Number, ValAcc: *best.ValAcc, TestAcc: best.TestAcc}
+	var repeats *RepeatStats
+	if stats := repeatStats(trials); len(stats) > 0 && maxN(stats) > 1 {
+		_, repeats = bestByMean(stats)
+		best = nil
+		for i, t := range trials {
+			if slices.Contains(repeats.Trials, t.Number) && (best == nil || *t.ValAcc > *best.ValAcc) {
+				best = &trials[i]
+			}
+		}
+	}
+	b := &SourceBest{Trial: best.Number, ValAcc: *best.ValAcc, TestAcc: best.TestAcc, Repeats: repeats}
 	if p, err := search.PointFromParams(best.Params); err == nil {
 		b.LR, b.Optimizer, b.Batch = p.LR, p.Optimizer, p.Batch
 	}

@@ -258,3 +258,27 @@ func deref(p *float64) any {
 	}
 	return *p
 }
+
+// TestCompareRanksRepeatsByTheirMean: configuration A has the single best
+// trial (0.90) but the lower mean (0.85); B's mean is 0.86: B wins, shown
+// with its mean and standard deviation.
+func TestCompareRanksRepeatsByTheirMean(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	trial := func(n int, lr, val, test float64) TrialInfo {
+		return TrialInfo{Number: n, State: "complete", Source: SourceSampled, ValAcc: f(val), TestAcc: f(test),
+			Params: map[string]any{"lr": lr, "optimizer": "adam", "batch": 128}}
+	}
+	trials := []TrialInfo{trial(0, 0.1, 0.90, 0.89), trial(1, 0.1, 0.80, 0.79), trial(2, 0.01, 0.85, 0.84), trial(3, 0.01, 0.87, 0.86)}
+	s := CompareTrials("r", trials)[1]
+	b := s.Best
+	if b == nil || b.Repeats == nil || b.LR != 0.01 || b.Trial != 3 || b.Repeats.N != 2 {
+		t.Fatalf("best %+v, want configuration lr 0.01 (trial 3) with 2 repeats", b)
+	}
+	if math.Abs(b.Repeats.Mean-0.86) > 1e-12 || math.Abs(b.Repeats.Std-math.Sqrt(0.0002)) > 1e-12 || math.Abs(b.Repeats.TestMean-0.85) > 1e-12 {
+		t.Fatalf("repeats %+v, want mean 0.86, std %.6f, test mean 0.85", b.Repeats, math.Sqrt(0.0002))
+	}
+	// Without repeats, the best single trial wins as before.
+	if s := CompareTrials("r", trials[1:3])[1]; s.Best.Repeats != nil || s.Best.Trial != 2 {
+		t.Fatalf("without repeats: %+v", s.Best)
+	}
+}

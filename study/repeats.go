@@ -84,3 +84,12 @@ func bestByMean(stats map[search.Point]*RepeatStats) (search.Point, *RepeatStats
 	}
 	return best, bs
 }
+
+// maxN is the most complete trials of one configuration.
+func maxN(stats map[search.Point]*RepeatStats) int {
+	n := 0
+	for _, s := range stats {
+		n = max(n, s.N)
+	}
+	return n
+}

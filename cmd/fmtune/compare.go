@@ -76,6 +76,10 @@ func compareRun(ctx context.Context, opts *CompareOptions) error {
 		bestVal, test, trial, config, toBest, gap := "-", "-", "-", "-", "-", "-"
 		if b := r.Best; b != nil {
 			bestVal, test, trial = fmtPtr(&b.ValAcc), fmtPtr(b.TestAcc), strconv.Itoa(b.Trial)
+			if r := b.Repeats; r != nil {
+				bestVal = fmt.Sprintf("%.4f±%.4f (n=%d)", r.Mean, r.Std, r.N)
+				test = fmt.Sprintf("%.4f±%.4f", r.TestMean, r.TestStd)
+			}
 			config = fmt.Sprintf("lr=%s %s batch=%d", strconv.FormatFloat(b.LR, 'g', 4, 64), b.Optimizer, b.Batch)
 			toBest = fmt.Sprintf("%.1f", b.SecondsToBest)
 			if b.OverfitGap != nil {

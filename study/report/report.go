@@ -239,6 +239,10 @@ func row(r study.SourceSummary) tableRow {
 		if b.TestAcc != nil {
 			t.Test = fmt.Sprintf("%.4f", *b.TestAcc)
 		}
+		if r := b.Repeats; r != nil {
+			t.BestVal = fmt.Sprintf("%.4f ± %.4f (mean ± std of %d)", r.Mean, r.Std, r.N)
+			t.Test = fmt.Sprintf("%.4f ± %.4f", r.TestMean, r.TestStd)
+		}
 		t.Trial = fmt.Sprintf("#%d", b.Trial)
 		t.Config = fmt.Sprintf("%s · %s · %d", fmtNum(b.LR), b.Optimizer, b.Batch)
 		t.ToBest = fmt.Sprintf("%.1f s", b.SecondsToBest)
