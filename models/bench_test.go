@@ -42,3 +42,30 @@ func BenchmarkTrainStep(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCheckpointCNN measures capturing and encoding a cnn checkpoint
+// with Adam's state (what a trial stores at the end of every epoch).
+//
+//	go test -run '^$' -bench CheckpointCNN ./models/
+func BenchmarkCheckpointCNN(b *testing.B) {
+	m, err := NewModel("cnn", 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := Config{Arch: "cnn", Optimizer: Adam, LR: 0.001, Batch: 128, Epochs: 2, Seed: 1}
+	tr, err := newTrainer(m, cfg, cfg.Batch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.close()
+	rs := newRandSource(cfg.Seed)
+	var size int
+	for i := 0; i < b.N; i++ {
+		out, err := tr.checkpoint(cfg, 1, []EpochStats{{Epoch: 1}}, rs).MarshalBinary()
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(out)
+	}
+	b.ReportMetric(float64(size), "bytes/checkpoint")
+}
