@@ -70,6 +70,9 @@ type RunOptions struct {
 	StoragePatience time.Duration
 	Progress        Progress // nil: silent
 	Train           Trainer  // nil: TrainModel
+	// KeepModels is how many of the study's best models the storage keeps
+	// (0: DefaultKeepModels; negative: none). See keep.go.
+	KeepModels int
 }
 
 // Outcome is how a run ended.

@@ -276,6 +276,9 @@ func (t *trialRun) train(tctx context.Context, cfg models.Config) error {
 	if finishErr != nil {
 		return finishErr
 	}
+	if result.State == goptuna.TrialStateComplete {
+		t.keep(model, result)
+	}
 	r.mu.Lock()
 	r.finished++
 	r.mu.Unlock()
