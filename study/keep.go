@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/c-bata/goptuna"
+
 	"github.com/fmtune/fmtune/data"
 	"github.com/fmtune/fmtune/models"
 	"github.com/fmtune/fmtune/search"
@@ -111,4 +113,18 @@ func (t *trialRun) keep(model Evaluator, res TrialResult) {
 	if err != nil {
 		r.progress.Note(fmt.Sprintf("worker %d: trial %d: its model was not kept: %v", t.w, t.number, err))
 	}
+}
+
+// keptCost fills the kept models' count and bytes of a study.
+func keptCost(store goptuna.Storage, studyID int, info *StudyInfo) error {
+	mk, ok := store.(ModelKeeper)
+	if !ok {
+		return nil
+	}
+	kept, err := mk.KeptModels(studyID)
+	for _, k := range kept {
+		info.KeptModels++
+		info.KeptModelBytes += k.Size
+	}
+	return err
 }

@@ -224,6 +224,9 @@ type StudyInfo struct {
 	Best      *float64 `json:"best_val_accuracy"`
 	BestTrial *int     `json:"best_trial"`
 	Fmtune    bool     `json:"fmtune"` // false for a study another tool wrote
+	// The models the storage keeps for the study, and their bytes.
+	KeptModels     int `json:"kept_models"`
+	KeptModelBytes int `json:"kept_model_bytes"`
 }
 
 // Studies lists every study in the storage, by name.
@@ -250,6 +253,9 @@ func Studies(store goptuna.Storage) ([]StudyInfo, error) {
 		if b := bestOf(trials); b != nil {
 			v, n := b.Value, b.Number
 			info.Best, info.BestTrial = &v, &n
+		}
+		if err := keptCost(store, s.ID, &info); err != nil {
+			return nil, fmt.Errorf("read the kept models of %q: %w", s.Name, err)
 		}
 		out = append(out, info)
 	}

@@ -95,7 +95,8 @@ func planRun(ctx context.Context, opts *PlanOptions) error {
 		fmt.Fprintf(opts.Out, "plan %s: %s\n", opts.File, plan.Description)
 	}
 	return study.RunPlan(ctx, store, plan, study.PlanOptions{
-		RunOptions: study.RunOptions{Workers: opts.Workers, Threads: opts.Threads, Timeout: opts.Timeout, Heartbeat: opts.Heartbeat, StoragePatience: opts.Patience, Progress: progress, Train: opts.f.Train},
+		RunOptions: study.RunOptions{Workers: opts.Workers, Threads: opts.Threads, Timeout: opts.Timeout, Heartbeat: opts.Heartbeat, StoragePatience: opts.Patience, Progress: progress, Train: opts.f.Train,
+			KeepModels: keepModels(opts.KeepModels)},
 		DataDir:    dataDir,
 		TrainLimit: opts.TrainLimit,
 		MaxEpochs:  opts.MaxEpochs,

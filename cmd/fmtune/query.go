@@ -24,6 +24,11 @@ type QueryOptions struct {
 	JSON    bool
 	CSV     bool
 	Out     io.Writer
+	// Saving a kept model (keep.go): best --save FILE; trials --save-model
+	// N --out FILE.
+	Save      string
+	SaveModel int
+	saveSet   bool
 }
 
 func bindQueryFlags(cmd *cobra.Command, opts *QueryOptions) {
@@ -34,18 +39,26 @@ func bindQueryFlags(cmd *cobra.Command, opts *QueryOptions) {
 func newBestCmd(f *Factory) *cobra.Command {
 	opts := &QueryOptions{f: f}
 	cmd := &cobra.Command{
-		Use:   "best NAME [--json]",
-		Short: "Show the best trial of a study",
+		Use:   "best NAME [--json] [--save FILE.safetensors]",
+		Short: "Show the best trial of a study, or save its model",
 		Long: `Show the complete trial with the highest validation accuracy: its number,
 parameters, validation and test accuracy, epochs and duration. Exits 1 when
-the study has no complete trial yet.`,
+the study has no complete trial yet.
+
+--save FILE writes the best trial's trained model (kept in the storage, see
+--keep-models on tune) to FILE in the safetensors format, for 'fmtune
+evaluate', 'fmtune predict' or PyTorch (tensor names and layouts: README).`,
 		Args: exactArgs(1, "the study name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Study, opts.Out = args[0], cmd.OutOrStdout()
+			if opts.Save != "" {
+				return saveModel(cmd.Context(), opts.f, opts.Storage, opts.Study, -1, opts.Save, opts.Out, opts.JSON)
+			}
 			return bestRun(cmd.Context(), opts)
 		},
 	}
 	bindQueryFlags(cmd, opts)
+	cmd.Flags().StringVar(&opts.Save, "save", "", "write the best trial's model to this file (safetensors) instead of showing the trial")
 	return cmd
 }
 
@@ -112,7 +125,7 @@ func studiesRun(ctx context.Context, opts *QueryOptions) error {
 		return nil
 	}
 	w := tabwriter.NewWriter(opts.Out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "STUDY\tARCH\tSAMPLER\tCOMPLETE\tPRUNED\tFAIL\tRUNNING\tWAITING\tBEST VAL ACC\tBEST TRIAL")
+	fmt.Fprintln(w, "STUDY\tARCH\tSAMPLER\tCOMPLETE\tPRUNED\tFAIL\tRUNNING\tWAITING\tBEST VAL ACC\tBEST TRIAL\tKEPT MODELS")
 	for _, s := range list {
 		arch, sampler := s.Arch, s.Sampler
 		if !s.Fmtune {
@@ -122,8 +135,8 @@ func studiesRun(ctx context.Context, opts *QueryOptions) error {
 		if s.BestTrial != nil {
 			bestTrial = strconv.Itoa(*s.BestTrial)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", s.Name, arch, sampler,
-			s.Complete, s.Pruned, s.Fail, s.Running, s.Waiting, fmtPtr(s.Best), bestTrial)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", s.Name, arch, sampler,
+			s.Complete, s.Pruned, s.Fail, s.Running, s.Waiting, fmtPtr(s.Best), bestTrial, keptText(s.KeptModels, s.KeptModelBytes))
 	}
 	return w.Flush()
 }
@@ -139,12 +152,17 @@ func newTrialsCmd(f *Factory) *cobra.Command {
 			if opts.JSON && opts.CSV {
 				return usagef("choose one of --json and --csv")
 			}
+			if opts.saveSet = cmd.Flags().Changed("save-model"); opts.saveSet || opts.Save != "" {
+				return saveTrialModel(cmd.Context(), opts)
+			}
 			return trialsRun(cmd.Context(), opts)
 		},
 	}
 	bindQueryFlags(cmd, opts)
 	cmd.Flags().StringVar(&opts.State, "state", "", "only trials in this state: "+strings.Join(study.StateNames, ", "))
 	cmd.Flags().BoolVar(&opts.CSV, "csv", false, "print CSV")
+	cmd.Flags().IntVar(&opts.SaveModel, "save-model", 0, "write the kept model of trial N to --out FILE (safetensors) instead of listing the trials")
+	cmd.Flags().StringVar(&opts.Save, "out", "", "the model file --save-model writes")
 	return cmd
 }
 

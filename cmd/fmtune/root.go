@@ -148,6 +148,7 @@ keeps every trial in an Optuna-compatible SQLite or PostgreSQL storage.`,
 		newEnqueueCmd(f),
 		newPlanCmd(f),
 		newCompareCmd(f), newReportCmd(f),
+		newEvaluateCmd(f), newPredictCmd(),
 	)
 	return root
 }

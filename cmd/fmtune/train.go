@@ -27,6 +27,7 @@ type TrainOptions struct {
 	JSON       bool
 	Study      string // record the run as a manual trial of this study
 	Storage    string
+	KeepModels int // --keep-models, with --study
 
 	Out     io.Writer
 	changed func(flag string) bool
@@ -71,6 +72,7 @@ Optimizers:    ` + strings.Join(models.Optimizers(), ", ") + ` (Keras defaults; 
 	fl.BoolVar(&opts.JSON, "json", false, "print one JSON document at the end instead of the table")
 	fl.StringVar(&opts.Study, "study", "", "record the run as a manual trial of this study (created with the default search space if it does not exist)")
 	fl.StringVar(&opts.Storage, "storage", "", "storage URL for --study (default $FMTUNE_STORAGE, else "+storage.DefaultURL+")")
+	bindKeepModels(fl, &opts.KeepModels)
 	return cmd
 }
 
@@ -100,6 +102,9 @@ func trainRun(ctx context.Context, opts *TrainOptions) error {
 	}
 	if opts.TrainLimit < 0 {
 		return usagef("--train-limit must not be negative (got %d; 0 means all)", opts.TrainLimit)
+	}
+	if err := checkKeepModels(opts.KeepModels); err != nil {
+		return err
 	}
 	if opts.Study != "" {
 		return trainInStudy(ctx, opts)
@@ -199,7 +204,7 @@ func trainInStudy(ctx context.Context, opts *TrainOptions) error {
 		progress = &epochTable{out: opts.Out}
 		printTableHeader(opts.Out)
 	}
-	info, err := study.RunManual(ctx, store, ds, spec, m, study.RunOptions{Threads: opts.Config.Threads, Progress: progress, Train: opts.f.Train})
+	info, err := study.RunManual(ctx, store, ds, spec, m, study.RunOptions{Threads: opts.Config.Threads, Progress: progress, Train: opts.f.Train, KeepModels: keepModels(opts.KeepModels)})
 	if err != nil {
 		return err
 	}

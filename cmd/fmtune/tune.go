@@ -44,6 +44,8 @@ type RunFlags struct {
 	JSON      bool
 	Out, Err  io.Writer
 
+	KeepModels int // --keep-models (keep.go)
+
 	f *Factory
 }
 
@@ -58,6 +60,7 @@ func (f *RunFlags) bind(cmd *cobra.Command) {
 	cmd.Flags().BoolVarP(&f.Quiet, "quiet", "q", false, "print no progress")
 	cmd.Flags().BoolVar(&f.JSON, "json", false, "print the outcome as JSON on stdout")
 	_ = cmd.Flags().MarkHidden("heartbeat")
+	bindKeepModels(cmd.Flags(), &f.KeepModels)
 }
 
 func newTuneCmd(f *Factory) *cobra.Command {
@@ -203,7 +206,7 @@ func checkRunFlags(f *RunFlags) error {
 	if f.Patience <= 0 {
 		return usagef("--storage-patience must be positive (got %s)", f.Patience)
 	}
-	return nil
+	return checkKeepModels(f.KeepModels)
 }
 
 // runStudy runs a prepared study with progress on stderr and prints the
@@ -219,6 +222,7 @@ func runStudy(ctx context.Context, store *storage.Storage, ds *data.Dataset, spe
 	}
 	out, err := study.Run(ctx, store, ds, spec, study.RunOptions{
 		Workers: f.Workers, Threads: f.Threads, Timeout: f.Timeout, Heartbeat: f.Heartbeat, StoragePatience: f.Patience, Progress: progress, Train: f.f.Train,
+		KeepModels: keepModels(f.KeepModels),
 	})
 	if out == nil {
 		return err
