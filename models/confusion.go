@@ -1,6 +1,7 @@
 package models
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/fmtune/fmtune/data"
@@ -65,4 +66,23 @@ func (c *Confusion) ClassAccuracy() [data.Classes]float64 {
 		}
 	}
 	return out
+}
+
+// EvaluateConfusion is Evaluate and Confusion in one pass over set: the
+// mean cross-entropy loss and the confusion matrix (whose Accuracy is
+// Evaluate's accuracy).
+func (m *Model) EvaluateConfusion(set *data.Set) (loss float64, c Confusion, err error) {
+	if set.Len() == 0 {
+		return 0, c, fmt.Errorf("models: evaluate: empty set")
+	}
+	var sum float64
+	err = m.forward(context.Background(), set, func(i int, logits []float32) {
+		l := int(set.Labels[i])
+		sum += logSumExp(logits) - float64(logits[l])
+		c[l][argmax(logits)]++
+	})
+	if err != nil {
+		return 0, Confusion{}, err
+	}
+	return sum / float64(set.Len()), c, nil
 }

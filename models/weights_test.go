@@ -298,3 +298,23 @@ func TestWriteModelFileIsAtomic(t *testing.T) {
 		t.Errorf("directory holds %v, want m.safetensors and d only", names)
 	}
 }
+
+func TestEvaluateConfusionAgreesWithEvaluate(t *testing.T) {
+	set := randomSet(1100, 9) // more than one evaluation batch, the last one partial
+	m, _ := NewModel("deep", 3)
+	loss, acc, err := m.Evaluate(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loss2, conf, err := m.EvaluateConfusion(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf2, err := m.Confusion(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loss2 != loss || conf.Accuracy() != acc || conf != conf2 || conf.Total() != set.Len() {
+		t.Errorf("EvaluateConfusion: loss %v acc %v; Evaluate: loss %v acc %v", loss2, conf.Accuracy(), loss, acc)
+	}
+}

@@ -88,14 +88,11 @@ func evaluateRun(ctx context.Context, opts *EvaluateOptions) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	loss, acc, err := m.Evaluate(ds.Test)
+	loss, conf, err := m.EvaluateConfusion(ds.Test)
 	if err != nil {
 		return err
 	}
-	conf, err := m.Confusion(ds.Test)
-	if err != nil {
-		return err
-	}
+	acc := conf.Accuracy()
 	ev := evaluation{File: opts.File, Arch: m.Arch(), Metadata: meta, DataDir: ds.Dir, DataChecksum: ds.Checksum,
 		TestImages: ds.Test.Len(), TestAccuracy: acc, TestLoss: loss, Confusion: conf}
 	if sum := meta["data_sha256"]; sum != "" {
