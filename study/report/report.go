@@ -25,6 +25,8 @@ type Input struct {
 	Spec    *study.Spec // nil for a study that fmtune did not create
 	Summary []study.SourceSummary
 	Trials  []study.TrialInfo
+	// Confusion is the best kept model's test confusion matrix (nil: none).
+	Confusion *BestConfusion
 }
 
 // Load reads the studies called names from store. An unknown study is the
@@ -46,6 +48,7 @@ func Load(store goptuna.Storage, names []string) ([]Input, error) {
 				}
 			}
 		}
+		in.Confusion = loadConfusion(store, name)
 		out = append(out, in)
 	}
 	return out, nil
@@ -146,6 +149,8 @@ type studyPage struct {
 	Rows     []tableRow
 	Verdict  string
 	Figures  []figurePage
+	// Confusion is the best kept model's confusion matrix (confusion.go).
+	Confusion template.HTML
 }
 
 type tableRow struct {
@@ -191,6 +196,7 @@ func studyData(i int, in Input) (studyPage, error) {
 		s.Rows = append(s.Rows, row(r))
 	}
 	s.Verdict = verdict(in.Summary)
+	s.Confusion = confusionTable(in.Confusion)
 	for _, f := range buildFigures(in) {
 		svg, err := f.fig.svg()
 		if err != nil {
@@ -360,7 +366,7 @@ svg text { font-family: "fmtune-plot-sans", "Liberation Sans", Arial, Helvetica,
 <figcaption>{{.Caption}}</figcaption>
 </figure>
 {{else}}<p class="note">No finished trial yet: nothing to plot.</p>
-{{end}}
+{{end}}{{.Confusion}}
 </section>
 {{end}}
 </main>
