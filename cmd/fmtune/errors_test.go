@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/url"
@@ -14,6 +15,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/c-bata/goptuna"
+
+	"github.com/fmtune/fmtune/models"
 	"github.com/fmtune/fmtune/storage"
 	"github.com/fmtune/fmtune/study"
 
@@ -373,6 +377,91 @@ var badInputs = []badInput{
 		}, code: 2, want: `unknown key "learning_rate" (valid: study, arch,`},
 	{group: "Files", what: "a spec file that does not exist",
 		args: fixed("tune", "-f", "no-such-file.yaml"), code: 1, want: "no such file"},
+
+	// Model files (keep.go, evaluate.go, predict.go).
+	{group: "Model files", what: "`evaluate` of a file that does not exist",
+		args: fixed("evaluate", "no-such.safetensors"), code: 1, want: "no such file"},
+	{group: "Model files", what: "`evaluate` of a file that is not safetensors",
+		args: func(t *testing.T, dir string) []string {
+			writeText(t, filepath.Join(dir, "notes.safetensors"), "just some notes, not a model\n")
+			return []string{"evaluate", "notes.safetensors"}
+		}, code: 1, want: "not a safetensors file, or truncated"},
+	{group: "Model files", what: "`evaluate` of a model file cut short",
+		args: modelFile("mlp", func(b []byte) []byte { return b[:len(b)-1000] }, "evaluate"), code: 1, want: "(truncated file?)"},
+	{group: "Model files", what: "`evaluate` of a safetensors file another program wrote",
+		args: func(t *testing.T, dir string) []string {
+			h := `{"weight":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`
+			b := binary.LittleEndian.AppendUint64(nil, uint64(len(h)))
+			b = append(append(b, h...), make([]byte, 8)...)
+			if err := os.WriteFile(filepath.Join(dir, "other.safetensors"), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"evaluate", "other.safetensors"}
+		}, code: 1, want: "the file was not written by fmtune"},
+	{group: "Model files", what: "`evaluate` of a model whose tensors do not fit its architecture",
+		args: modelFile("cnn", relabel("mlp"), "evaluate"), code: 1, want: "the weights do not fit the architecture"},
+	{group: "Model files", what: "`predict` with a label file instead of images",
+		args: func(t *testing.T, dir string) []string {
+			args := modelFile("mlp", nil, "predict")(t, dir)
+			return append(args, filepath.Join(tinyData(t, dir, nil), "t10k-labels-idx1-ubyte"))
+		}, code: 1, want: "wrong number of dimensions"},
+	{group: "Model files", what: "`best --save` of a trial whose model was not kept",
+		args: func(t *testing.T, dir string) []string {
+			makeStudyDB(t, filepath.Join(dir, "fmtune.db"))
+			s, err := storage.Open(context.Background(), "sqlite:///"+filepath.Join(dir, "fmtune.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			sid, _ := s.GetStudyIDFromName("s")
+			id, err := s.CreateNewTrial(sid)
+			if err == nil {
+				err = s.SetTrialValue(id, 0.8)
+			}
+			if err == nil {
+				err = s.SetTrialState(id, goptuna.TrialStateComplete)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return []string{"best", "s", "--save", "best.safetensors"}
+		}, code: 1, want: "no model kept for this trial"},
+	{group: "Model files", what: "`trials --out` without `--save-model`",
+		args: withStudy("trials", "s", "--out", "m.safetensors"), code: 2, want: "add --save-model"},
+	{group: "Model files", what: "`--keep-models -1`",
+		args: fixed("tune", "--study", "s", "--keep-models", "-1"), code: 2, want: "--keep-models must be 0 (keep none) or more"},
+	{group: "Model files", what: "`evaluate` without a file",
+		args: fixed("evaluate"), code: 2, want: "needs the model file"},
+}
+
+// modelFile writes an untrained model of arch to dir/model.safetensors,
+// changed by edit (if any), and returns the command's args with it.
+func modelFile(arch string, edit func([]byte) []byte, command string) func(*testing.T, string) []string {
+	return func(t *testing.T, dir string) []string {
+		m, err := models.NewModel(arch, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := models.EncodeSafetensors(m, nil)
+		if edit != nil {
+			b = edit(b)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "model.safetensors"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return []string{command, "model.safetensors"}
+	}
+}
+
+// relabel changes the architecture a model file names (its JSON header
+// rewritten, the tensors kept).
+func relabel(arch string) func([]byte) []byte {
+	return func(b []byte) []byte {
+		n := binary.LittleEndian.Uint64(b)
+		h := strings.Replace(string(b[8:8+n]), `"arch":"`, `"arch":"`+arch+`","was":"`, 1)
+		out := binary.LittleEndian.AppendUint64(nil, uint64(len(h)))
+		return append(append(out, h...), b[8+n:]...)
+	}
 }
 
 // TestBadInput runs every bad input of docs/errors.md.

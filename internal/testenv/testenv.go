@@ -19,7 +19,7 @@ import (
 )
 
 // EnvRequire lists what the tests must find rather than skip without:
-// "all", or names separated by commas (postgres, optuna, chromium, root,
+// "all", or names separated by commas (postgres, optuna, torch, chromium, root,
 // data, tmpfs). .ci/run sets it to all, so that a test that would skip in
 // CI fails instead.
 const EnvRequire = "FMTUNE_REQUIRE"
