@@ -13,6 +13,7 @@ import (
 
 	"github.com/fmtune/fmtune/data"
 	"github.com/fmtune/fmtune/models"
+	"github.com/fmtune/fmtune/study"
 
 	"github.com/fmtune/fmtune/internal/testenv"
 )
@@ -132,12 +133,29 @@ func TestSavedModelEvaluatesLikeItsTrial(t *testing.T) {
 		fmtuneAcc[file] = ev.TestAccuracy
 	}
 
-	cmd := exec.Command(python, append([]string{filepath.Join("testdata", "torch_check.py"), dataDir, torchRef()}, files...)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("torch_check.py: %v\n%s", err, out)
+	// studies reports the cost: one kept model per study, 4 bytes a parameter.
+	out, errOut, code := runFmtune(t, dir, "studies", "--json")
+	if code != 0 {
+		t.Fatalf("studies: exit %d\n%s", code, errOut)
 	}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+	var list []study.StudyInfo
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range list {
+		for _, a := range models.Archs() {
+			if a.Name == s.Arch && (s.KeptModels != 1 || s.KeptModelBytes != 4*a.Params) {
+				t.Errorf("studies: %s keeps %d models of %d bytes, want 1 of %d", s.Name, s.KeptModels, s.KeptModelBytes, 4*a.Params)
+			}
+		}
+	}
+
+	cmd := exec.Command(python, append([]string{filepath.Join("testdata", "torch_check.py"), dataDir, torchRef()}, files...)...)
+	pyOut, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("torch_check.py: %v\n%s", err, pyOut)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(pyOut)), "\n") {
 		var r struct {
 			File      string  `json:"file"`
 			Arch      string  `json:"arch"`
