@@ -81,7 +81,8 @@ func evaluateRun(ctx context.Context, opts *EvaluateOptions) error {
 	if err != nil {
 		return err
 	}
-	ds, err := data.Load(dir, data.Options{})
+	// Only the test set is used; the training file is read for the checksum.
+	ds, err := data.Load(dir, data.Options{Val: 1})
 	if err != nil {
 		return err
 	}

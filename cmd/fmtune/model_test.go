@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"encoding/csv"
 	"encoding/json"
 	"math"
@@ -47,20 +48,19 @@ func requireTorch(t *testing.T) {
 func TestSavedModelEvaluatesLikeItsTrial(t *testing.T) {
 	needData(t)
 	requireTorch(t)
-	dataDir, err := data.Locate("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ds, err := data.Load(dataDir, data.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
+	// The real images, fewer of them: 2,500 training and 2,000 test images
+	// keep the test quick (it runs under -race too).
+	dataDir := realSubset(t, filepath.Join(dir, "data"), 2500, 2000)
+	ds, err := data.Load(dataDir, data.Options{Val: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var files []string
 	fmtuneAcc := map[string]float64{}
 	for _, arch := range models.ArchNames() {
 		out, errOut, code := runFmtune(t, dir, "tune", "--study", arch, "--arch", arch, "--trials", "1", "--epochs", "1",
-			"--train-limit", "2000", "--val", "500", "--workers", "1", "-q", "--lr", "0.01", "--optimizers", "adam", "--batch", "128")
+			"--data", dataDir, "--val", "500", "--workers", "1", "-q", "--lr", "0.01", "--optimizers", "adam", "--batch", "128")
 		if code != 0 {
 			t.Fatalf("tune %s: exit %d\n%s%s", arch, code, out, errOut)
 		}
@@ -79,7 +79,7 @@ func TestSavedModelEvaluatesLikeItsTrial(t *testing.T) {
 		if _, errOut, code = runFmtune(t, dir, "best", arch, "--save", file); code != 0 {
 			t.Fatalf("best --save: exit %d\n%s", code, errOut)
 		}
-		out, errOut, code = runFmtune(t, dir, "evaluate", file, "--json")
+		out, errOut, code = runFmtune(t, dir, "evaluate", file, "--json", "--data", dataDir)
 		if code != 0 {
 			t.Fatalf("evaluate: exit %d\n%s", code, errOut)
 		}
@@ -97,10 +97,7 @@ func TestSavedModelEvaluatesLikeItsTrial(t *testing.T) {
 
 		// predict: one row per test image; as many right as the accuracy says.
 		csvPath := filepath.Join(dir, arch+".csv")
-		images := filepath.Join(dataDir, "t10k-images-idx3-ubyte.gz")
-		if _, err := os.Stat(images); err != nil {
-			images = strings.TrimSuffix(images, ".gz")
-		}
+		images := filepath.Join(dataDir, "t10k-images-idx3-ubyte")
 		if _, errOut, code = runFmtune(t, dir, "predict", file, images, "--out", csvPath); code != 0 {
 			t.Fatalf("predict: exit %d\n%s", code, errOut)
 		}
@@ -178,4 +175,42 @@ func TestSavedModelEvaluatesLikeItsTrial(t *testing.T) {
 	if len(fmtuneAcc) > 0 {
 		t.Errorf("torch_check.py did not check %v", fmtuneAcc)
 	}
+}
+
+// realSubset writes the first nTrain training and nTest test images of the
+// real Fashion-MNIST, with their labels, as raw IDX files in dir.
+func realSubset(t *testing.T, dir string, nTrain, nTest int) string {
+	t.Helper()
+	src, err := data.Locate("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := data.Load(src, data.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	train := &data.Set{Images: ds.Train.Images[:nTrain*data.Pixels], Labels: ds.Train.Labels[:nTrain]}
+	test := ds.Test.Slice(0, nTest)
+	for _, f := range []struct {
+		name string
+		dims []uint32
+		body []byte
+	}{
+		{"train-images-idx3-ubyte", []uint32{uint32(nTrain), 28, 28}, train.Images},
+		{"train-labels-idx1-ubyte", []uint32{uint32(nTrain)}, train.Labels},
+		{"t10k-images-idx3-ubyte", []uint32{uint32(nTest), 28, 28}, test.Images},
+		{"t10k-labels-idx1-ubyte", []uint32{uint32(nTest)}, test.Labels},
+	} {
+		b := []byte{0, 0, 8, byte(len(f.dims))}
+		for _, d := range f.dims {
+			b = binary.BigEndian.AppendUint32(b, d)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f.name), append(b, f.body...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
