@@ -9,15 +9,15 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/spf13/pflag"
+	"github.com/spf13/cobra"
 
 	"github.com/fmtune/fmtune/models"
 	"github.com/fmtune/fmtune/study"
 )
 
 // bindKeepModels binds --keep-models to n.
-func bindKeepModels(fs *pflag.FlagSet, n *int) {
-	fs.IntVar(n, "keep-models", study.DefaultKeepModels, "keep the weights of the study's best N complete trials in the storage, for 'best --save' and 'trials --save-model' (0: none; a model pushed out of the top is deleted)")
+func bindKeepModels(cmd *cobra.Command, n *int) {
+	cmd.Flags().IntVar(n, "keep-models", study.DefaultKeepModels, "keep the weights of the study's best N complete trials in the storage, for 'best --save' and 'trials --save-model' (0: none; a model pushed out of the top is deleted)")
 }
 
 // checkKeepModels refuses a negative --keep-models.

@@ -72,7 +72,7 @@ Optimizers:    ` + strings.Join(models.Optimizers(), ", ") + ` (Keras defaults; 
 	fl.BoolVar(&opts.JSON, "json", false, "print one JSON document at the end instead of the table")
 	fl.StringVar(&opts.Study, "study", "", "record the run as a manual trial of this study (created with the default search space if it does not exist)")
 	fl.StringVar(&opts.Storage, "storage", "", "storage URL for --study (default $FMTUNE_STORAGE, else "+storage.DefaultURL+")")
-	bindKeepModels(fl, &opts.KeepModels)
+	bindKeepModels(cmd, &opts.KeepModels)
 	return cmd
 }
 

@@ -60,7 +60,7 @@ func (f *RunFlags) bind(cmd *cobra.Command) {
 	cmd.Flags().BoolVarP(&f.Quiet, "quiet", "q", false, "print no progress")
 	cmd.Flags().BoolVar(&f.JSON, "json", false, "print the outcome as JSON on stdout")
 	_ = cmd.Flags().MarkHidden("heartbeat")
-	bindKeepModels(cmd.Flags(), &f.KeepModels)
+	bindKeepModels(cmd, &f.KeepModels)
 }
 
 func newTuneCmd(f *Factory) *cobra.Command {
