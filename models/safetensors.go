@@ -181,9 +181,13 @@ func ReadModelFile(path string) (*Model, map[string]string, error) {
 }
 
 func writeAtomic(path string, b []byte) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".fmtune-model-*.tmp")
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".fmtune-model-*.tmp")
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("write model %s: the directory %s does not exist", path, dir)
+	}
 	if err != nil {
-		return fmt.Errorf("write model: %w", err)
+		return fmt.Errorf("write model %s: %w", path, err)
 	}
 	defer func() {
 		if err != nil {
