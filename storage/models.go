@@ -20,11 +20,11 @@ const ModelsTable = "fmtune_models"
 
 var modelsDDL = map[string][]string{
 	kindSQLite: {
-		"CREATE TABLE IF NOT EXISTS fmtune_models (\n\ttrial_id INTEGER NOT NULL, \n\tstudy_id INTEGER NOT NULL, \n\tarch VARCHAR(64) NOT NULL, \n\tvalue FLOAT NOT NULL, \n\tsize INTEGER NOT NULL, \n\tmeta TEXT NOT NULL, \n\tweights BLOB NOT NULL, \n\tcreated DATETIME NOT NULL, \n\tPRIMARY KEY (trial_id), \n\tFOREIGN KEY(trial_id) REFERENCES trials (trial_id) ON DELETE CASCADE, \n\tFOREIGN KEY(study_id) REFERENCES studies (study_id) ON DELETE CASCADE\n)",
+		"CREATE TABLE IF NOT EXISTS fmtune_models (\n\ttrial_id INTEGER NOT NULL, \n\tstudy_id INTEGER NOT NULL, \n\ttrial_start DATETIME, \n\tarch VARCHAR(64) NOT NULL, \n\tvalue FLOAT NOT NULL, \n\tsize INTEGER NOT NULL, \n\tmeta TEXT NOT NULL, \n\tweights BLOB NOT NULL, \n\tcreated DATETIME NOT NULL, \n\tPRIMARY KEY (trial_id), \n\tFOREIGN KEY(trial_id) REFERENCES trials (trial_id) ON DELETE CASCADE, \n\tFOREIGN KEY(study_id) REFERENCES studies (study_id) ON DELETE CASCADE\n)",
 		"CREATE INDEX IF NOT EXISTS fmtune_models_study_id ON fmtune_models (study_id)",
 	},
 	kindPostgres: {
-		"CREATE TABLE IF NOT EXISTS fmtune_models (\n\ttrial_id INTEGER NOT NULL, \n\tstudy_id INTEGER NOT NULL, \n\tarch VARCHAR(64) NOT NULL, \n\tvalue FLOAT(53) NOT NULL, \n\tsize INTEGER NOT NULL, \n\tmeta TEXT NOT NULL, \n\tweights BYTEA NOT NULL, \n\tcreated TIMESTAMP WITHOUT TIME ZONE NOT NULL, \n\tPRIMARY KEY (trial_id), \n\tFOREIGN KEY(trial_id) REFERENCES trials (trial_id) ON DELETE CASCADE, \n\tFOREIGN KEY(study_id) REFERENCES studies (study_id) ON DELETE CASCADE\n)",
+		"CREATE TABLE IF NOT EXISTS fmtune_models (\n\ttrial_id INTEGER NOT NULL, \n\tstudy_id INTEGER NOT NULL, \n\ttrial_start TIMESTAMP WITHOUT TIME ZONE, \n\tarch VARCHAR(64) NOT NULL, \n\tvalue FLOAT(53) NOT NULL, \n\tsize INTEGER NOT NULL, \n\tmeta TEXT NOT NULL, \n\tweights BYTEA NOT NULL, \n\tcreated TIMESTAMP WITHOUT TIME ZONE NOT NULL, \n\tPRIMARY KEY (trial_id), \n\tFOREIGN KEY(trial_id) REFERENCES trials (trial_id) ON DELETE CASCADE, \n\tFOREIGN KEY(study_id) REFERENCES studies (study_id) ON DELETE CASCADE\n)",
 		"CREATE INDEX IF NOT EXISTS fmtune_models_study_id ON fmtune_models (study_id)",
 	},
 }
@@ -72,10 +72,13 @@ func (s *Storage) KeepModel(m KeptModel, keep int) (kept bool, err error) {
 		if study != m.StudyID {
 			return fmt.Errorf("keep model: trial id %d belongs to study %d, not %d", m.TrialID, study, m.StudyID)
 		}
-		_, err := r.exec(ctx, "INSERT INTO fmtune_models (trial_id, study_id, arch, value, size, meta, weights, created) "+
-			"VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trial_id) DO UPDATE SET arch = excluded.arch, "+
+		// trial_start ties the row to this trial, not to a later one that
+		// reuses its id.
+		_, err := r.exec(ctx, "INSERT INTO fmtune_models (trial_id, study_id, trial_start, arch, value, size, meta, weights, created) "+
+			"SELECT ?, ?, datetime_start, ?, ?, ?, ?, ?, ? FROM trials WHERE trial_id = ? "+
+			"ON CONFLICT (trial_id) DO UPDATE SET study_id = excluded.study_id, trial_start = excluded.trial_start, arch = excluded.arch, "+
 			"value = excluded.value, size = excluded.size, meta = excluded.meta, weights = excluded.weights, created = excluded.created",
-			m.TrialID, m.StudyID, m.Arch, m.Value, len(m.Weights), m.Meta, m.Weights, time.Now().UTC())
+			m.TrialID, m.StudyID, m.Arch, m.Value, len(m.Weights), m.Meta, m.Weights, time.Now().UTC(), m.TrialID)
 		if err != nil {
 			return fmt.Errorf("keep model of trial id %d: %w", m.TrialID, err)
 		}
@@ -107,7 +110,7 @@ func rankedModels(ctx context.Context, r runner, studyID int) ([]int, error) {
 	if dir == directionMinimize {
 		order = "ASC"
 	}
-	rows, err := r.query(ctx, "SELECT m.trial_id FROM fmtune_models m JOIN trials t ON t.trial_id = m.trial_id "+
+	rows, err := r.query(ctx, "SELECT m.trial_id FROM fmtune_models m JOIN trials t ON "+sameTrial+" "+
 		"WHERE m.study_id = ? ORDER BY m.value "+order+", t.number ASC", studyID)
 	if err != nil {
 		return nil, err
@@ -175,7 +178,7 @@ func keptModel(ctx context.Context, r runner, trialID int, weights bool) (KeptMo
 		cols += ", m.weights"
 		dest = append(dest, &m.Weights)
 	}
-	err := r.queryRow(ctx, "SELECT "+cols+" FROM fmtune_models m JOIN trials t ON t.trial_id = m.trial_id WHERE m.trial_id = ?", trialID).Scan(dest...)
+	err := r.queryRow(ctx, "SELECT "+cols+" FROM fmtune_models m JOIN trials t ON "+sameTrial+" WHERE m.trial_id = ?", trialID).Scan(dest...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return m, fmt.Errorf("trial id %d: %w", trialID, ErrModelNotKept)
 	}
@@ -187,6 +190,12 @@ func keptModel(ctx context.Context, r runner, trialID int, weights bool) (KeptMo
 	}
 	return m, nil
 }
+
+// sameTrial joins a model row to its trial: the same id, study and start,
+// so that a row left behind by a tool that deleted a study without foreign
+// keys on (Optuna on SQLite) never shows up under a trial that reuses the
+// ids.
+const sameTrial = "t.trial_id = m.trial_id AND t.study_id = m.study_id AND t.datetime_start = m.trial_start"
 
 // hasModelsTable reports whether the database has the models table.
 func hasModelsTable(ctx context.Context, r runner) (bool, error) {

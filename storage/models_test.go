@@ -156,3 +156,34 @@ func TestModelsTableLeavesOptunaAlone(t *testing.T) {
 		t.Errorf("kept model has %d bytes", len(m.Weights))
 	}
 }
+
+// TestOrphanModelRowsStayHidden: a model row whose trial was deleted with
+// foreign keys off (as Optuna deletes a study on SQLite) does not show up
+// under the trial that reuses its id.
+func TestOrphanModelRowsStayHidden(t *testing.T) {
+	s := mustOpen(t, sqliteURL(t))
+	study := newStudy(t, s, goptuna.StudyDirectionMaximize)
+	ids := completeTrials(t, s, study, 0.9)
+	_ = res(s.KeepModel(KeptModel{StudyID: study, TrialID: ids[0], Arch: "mlp", Value: 0.9, Meta: "{}", Weights: []byte("old")}, 3)).must(t)
+	ctx := context.Background()
+	conn, err := s.db.Conn(ctx)
+	ok(t, err)
+	for _, q := range []string{"PRAGMA foreign_keys = OFF", "DELETE FROM trial_values", "DELETE FROM trials", "DELETE FROM study_directions", "DELETE FROM studies"} {
+		_, err := conn.ExecContext(ctx, q)
+		ok(t, err)
+	}
+	_, err = conn.ExecContext(ctx, "PRAGMA foreign_keys = ON")
+	ok(t, err)
+	ok(t, conn.Close())
+	again := newStudy(t, s, goptuna.StudyDirectionMaximize)
+	reused := completeTrials(t, s, again, 0.5)
+	if again != study || reused[0] != ids[0] {
+		t.Skipf("SQLite did not reuse the ids (study %d -> %d, trial %d -> %d)", study, again, ids[0], reused[0])
+	}
+	if got := res(s.KeptModels(again)).must(t); len(got) != 0 {
+		t.Errorf("KeptModels shows the orphan: %+v", got)
+	}
+	if _, err := s.KeptModel(reused[0]); !errors.Is(err, ErrModelNotKept) {
+		t.Errorf("KeptModel of the reused trial id: %v, want ErrModelNotKept", err)
+	}
+}
