@@ -21,7 +21,7 @@ import (
 var ErrModelNotKept = storage.ErrModelNotKept
 
 // KeptModelOf returns the kept model of trial number of study name (a
-// negative number: the best trial) and its description. store must keep
+// negative number: the trial Best picks) and its description. store must keep
 // models (ModelKeeper).
 func KeptModelOf(store goptuna.Storage, name string, number int) (*models.Model, ModelMeta, error) {
 	mk, ok := store.(ModelKeeper)
@@ -34,10 +34,11 @@ func KeptModelOf(store goptuna.Storage, name string, number int) (*models.Model,
 	}
 	which := fmt.Sprintf("trial %d", number)
 	if number < 0 {
-		best := bestOf(trials)
-		if best == nil {
-			c := countTrials(trials)
-			return nil, ModelMeta{}, fmt.Errorf("study %q: %w (%d pruned, %d failed, %d running)", name, ErrNoCompleteTrial, c.Pruned, c.Fail, c.Running)
+		// The trial `fmtune best` shows (with repeats: the best run of the
+		// configuration with the best mean).
+		best, err := Best(store, name)
+		if err != nil {
+			return nil, ModelMeta{}, err
 		}
 		number, which = best.Number, fmt.Sprintf("best trial %d", best.Number)
 	}
