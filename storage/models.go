@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -81,6 +82,12 @@ func (s *Storage) KeepModel(m KeptModel, keep int) (kept bool, err error) {
 			m.TrialID, m.StudyID, m.Arch, m.Value, len(m.Weights), m.Meta, m.Weights, time.Now().UTC(), m.TrialID)
 		if err != nil {
 			return fmt.Errorf("keep model of trial id %d: %w", m.TrialID, err)
+		}
+		// Rows whose trial is gone (a study deleted without foreign keys
+		// on, as Optuna does on SQLite) go now.
+		if _, err := r.exec(ctx, "DELETE FROM fmtune_models WHERE NOT EXISTS (SELECT 1 FROM trials t WHERE "+
+			strings.ReplaceAll(sameTrial, "m.", "fmtune_models.")+")"); err != nil {
+			return err
 		}
 		ranked, err := rankedModels(ctx, r, m.StudyID)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -185,5 +186,39 @@ func TestOrphanModelRowsStayHidden(t *testing.T) {
 	}
 	if _, err := s.KeptModel(reused[0]); !errors.Is(err, ErrModelNotKept) {
 		t.Errorf("KeptModel of the reused trial id: %v, want ErrModelNotKept", err)
+	}
+	// The next model kept takes the orphan's place.
+	_ = res(s.KeepModel(KeptModel{StudyID: again, TrialID: reused[0], Arch: "mlp", Value: 0.5, Meta: "{}", Weights: []byte("new")}, 3)).must(t)
+	if m := res(s.KeptModel(reused[0])).must(t); string(m.Weights) != "new" {
+		t.Errorf("kept %q", m.Weights)
+	}
+	var rows int
+	ok(t, s.db.QueryRow("SELECT count(*) FROM fmtune_models").Scan(&rows))
+	if rows != 1 {
+		t.Errorf("%d rows in fmtune_models, want 1", rows)
+	}
+}
+
+// TestKeepModelDropsOrphans: rows whose trial was deleted without foreign
+// keys are deleted by the next KeepModel.
+func TestKeepModelDropsOrphans(t *testing.T) {
+	s := mustOpen(t, sqliteURL(t))
+	a := newStudy(t, s, goptuna.StudyDirectionMaximize)
+	b := newStudy(t, s, goptuna.StudyDirectionMaximize)
+	ia, ib := completeTrials(t, s, a, 0.9), completeTrials(t, s, b, 0.8)
+	_ = res(s.KeepModel(KeptModel{StudyID: a, TrialID: ia[0], Value: 0.9, Meta: "{}", Weights: []byte("a")}, 3)).must(t)
+	ctx := context.Background()
+	conn, err := s.db.Conn(ctx)
+	ok(t, err)
+	for _, q := range []string{"PRAGMA foreign_keys = OFF", "DELETE FROM trial_values WHERE trial_id = " + strconv.Itoa(ia[0]), "DELETE FROM trials WHERE trial_id = " + strconv.Itoa(ia[0]), "PRAGMA foreign_keys = ON"} {
+		_, err := conn.ExecContext(ctx, q)
+		ok(t, err)
+	}
+	ok(t, conn.Close())
+	_ = res(s.KeepModel(KeptModel{StudyID: b, TrialID: ib[0], Value: 0.8, Meta: "{}", Weights: []byte("b")}, 3)).must(t)
+	var rows int
+	ok(t, s.db.QueryRow("SELECT count(*) FROM fmtune_models").Scan(&rows))
+	if rows != 1 {
+		t.Errorf("%d rows in fmtune_models, want 1 (the orphan deleted)", rows)
 	}
 }
