@@ -119,6 +119,28 @@ func TestTuneThenBestJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &best); err != nil {
 		t.Fatalf("best --json is not JSON: %v\n%s", err, out)
 	}
+	var again struct {
+		Arch       string `json:"arch"`
+		Val        int    `json:"val"`
+		TrainLimit int    `json:"train_limit"`
+		Retrain    string `json:"retrain_command"`
+	}
+	if err := json.Unmarshal([]byte(out), &again); err != nil || again.Arch != "mlp" || again.Val != 10000 || again.TrainLimit != 2000 || !strings.HasPrefix(again.Retrain, "fmtune train --arch mlp ") {
+		t.Fatalf("best --json lacks what reproduces it: %+v, %v\n%s", again, err, out)
+	}
+	// The printed command trains the best trial again, to the same accuracy.
+	out, errOut, code = runFmtune(t, dir, append(strings.Fields(again.Retrain)[1:], "--json")...)
+	var retrained struct {
+		History []struct {
+			ValAcc float64 `json:"val_accuracy"`
+		} `json:"history"`
+	}
+	if err := json.Unmarshal([]byte(out), &retrained); code != 0 || err != nil || len(retrained.History) != best.Epochs {
+		t.Fatalf("%s: exit %d, %v\n%s\n%s", again.Retrain, code, err, out, errOut)
+	}
+	if got := retrained.History[best.Epochs-1].ValAcc; got != *best.ValAcc {
+		t.Fatalf("%s: val accuracy %v, the trial's was %v", again.Retrain, got, *best.ValAcc)
+	}
 	var stored study.TrialInfo
 	for _, tr := range trialsOf(t, dir, "demo") {
 		if tr.Number == best.Number {
