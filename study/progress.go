@@ -73,11 +73,20 @@ type tally struct {
 	meter    etaMeter
 }
 
-// begin starts the tally of a run (a plan starts one per step).
-func (t *tally) begin(info RunInfo) {
+// ready makes a tally that was never begun usable (a display must never
+// stop a study, even when called out of order).
+func (t *tally) ready() {
 	if t.now == nil {
 		t.now = time.Now
 	}
+	if t.running == nil {
+		t.running = map[int]float64{}
+	}
+}
+
+// begin starts the tally of a run (a plan starts one per step).
+func (t *tally) begin(info RunInfo) {
+	t.ready()
 	t.info, t.start, t.counts, t.best, t.finished = info, t.now(), info.Counts, info.Best, 0
 	t.running = map[int]float64{}
 	t.meter.reset(t.start, 0)
@@ -85,6 +94,7 @@ func (t *tally) begin(info RunInfo) {
 
 // batch records that worker w's trial is at batch of batches in epoch.
 func (t *tally) batch(w, epoch, batch, batches int) {
+	t.ready()
 	epochs := max(t.info.Epochs, epoch, 1)
 	t.running[w] = (float64(epoch-1) + float64(batch)/float64(max(batches, 1))) / float64(epochs)
 	t.observe()
@@ -117,6 +127,7 @@ func (t *tally) eta() (time.Duration, bool) {
 // add counts a finished trial as Counts does: toward Done only when it
 // counts toward the study's target (not manual, not interrupted).
 func (t *tally) add(w int, r TrialResult) {
+	t.ready()
 	t.finished++
 	delete(t.running, w)
 	done := r.Source != SourceManual
@@ -141,6 +152,7 @@ func (t *tally) add(w int, r TrialResult) {
 
 // line is the one-line study summary.
 func (t *tally) line() string {
+	t.ready()
 	c := t.counts
 	var b strings.Builder
 	fmt.Fprintf(&b, "study %s: %d done", t.info.Study, c.Done)

@@ -41,6 +41,9 @@ type workerBar struct {
 	left, tail atomic.Pointer[string]
 }
 
+// setFrac moves the bar to frac of a trial.
+func (wb *workerBar) setFrac(frac float64) { setFrac(wb.bar, frac) }
+
 // barScale is a bar's total: a trial's progress in millionths. Bars are made
 // with total 0, so mpb never completes them by itself.
 const barScale = 1_000_000
@@ -82,6 +85,9 @@ func (p *TermProgress) worker(w int) *workerBar {
 		wb.tail.Store(&empty)
 		p.workers = append(p.workers, wb)
 		prog, n := p.p, len(p.workers)-1
+		if prog == nil {
+			continue // not started, or stopped: texts only
+		}
 		p.mu.Unlock()
 		wb.bar = prog.New(0, mpb.BarStyle().Lbound("[").Rbound("]"),
 			mpb.PrependDecorators(decor.Any(func(decor.Statistics) string { return *wb.left.Load() }, decor.WCSyncSpaceR)),
@@ -102,9 +108,7 @@ func (p *TermProgress) TrialStarted(w, number int, pt search.Point) {
 	wb.left.Store(&left)
 	tail := "starting"
 	wb.tail.Store(&tail)
-	if wb.bar != nil {
-		wb.bar.SetCurrent(0)
-	}
+	wb.setFrac(0)
 }
 
 func (p *TermProgress) Batch(w, epoch, batch, batches int) {
@@ -120,7 +124,7 @@ func (p *TermProgress) Batch(w, epoch, batch, batches int) {
 	}
 	tail := fmt.Sprintf("ep %d/%d %d/%d%s", epoch, epochs, batch, batches, val)
 	wb.tail.Store(&tail)
-	wb.bar.SetCurrent(int64(frac * barScale))
+	wb.setFrac(frac)
 	setFrac(study, studyFrac)
 }
 
@@ -144,7 +148,7 @@ func (p *TermProgress) TrialFinished(w int, r TrialResult) {
 	idle, empty := fmt.Sprintf("worker %d  idle", w), ""
 	wb.left.Store(&idle)
 	wb.tail.Store(&empty)
-	wb.bar.SetCurrent(0)
+	wb.setFrac(0)
 	p.above(prog, describe(r, compactPoint))
 }
 
@@ -175,7 +179,9 @@ func (p *TermProgress) Stop() {
 		return
 	}
 	for _, wb := range bars {
-		wb.bar.Abort(true)
+		if wb.bar != nil {
+			wb.bar.Abort(true)
+		}
 	}
 	study.Abort(true)
 	prog.Wait()

@@ -1,6 +1,7 @@
 package study
 
 import (
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,12 @@ func TestTermProgressFitsTheTerminal(t *testing.T) {
 	p := NewTermProgress(pty.Term)
 	p.Start(RunInfo{Study: "a-study-with-a-rather-long-name", Workers: 3, Target: 24, Epochs: 10})
 	pt := search.Point{LR: 0.012661266182520711, Optimizer: "rmsprop", Batch: 128}
+	// Calls out of order never stop a study: before Start, a worker Start did not announce.
+	early := NewTermProgress(io.Discard)
+	early.TrialStarted(0, 1, pt)
+	early.Batch(0, 1, 1, 2)
+	early.Stop()
+	p.TrialStarted(5, 99, pt)
 	for w := 0; w < 3; w++ {
 		p.TrialStarted(w, 100+w, pt)
 	}
