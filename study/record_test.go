@@ -26,6 +26,7 @@ func TestCutShortTrialsRecordTheirTraining(t *testing.T) {
 			store := openStore(t)
 			spec := testSpec("cut")
 			spec.Trials, spec.Epochs = 1, 3
+			spec.DeadAfter = 0 // a diverged trial fails (with it, it is pruned as not learning)
 			spec = prepare(t, store, spec)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
