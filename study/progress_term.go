@@ -3,6 +3,7 @@ package study
 import (
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,7 +57,11 @@ func NewTermProgress(w io.Writer, opts ...mpb.ContainerOption) *TermProgress {
 func (p *TermProgress) Start(info RunInfo) {
 	p.mu.Lock()
 	p.t.begin(info)
-	opts := append([]mpb.ContainerOption{mpb.WithOutput(p.w), mpb.WithRefreshRate(150 * time.Millisecond)}, p.opts...)
+	opts := []mpb.ContainerOption{mpb.WithOutput(p.w), mpb.WithRefreshRate(150 * time.Millisecond)}
+	if f, ok := p.w.(*os.File); ok && isTerminal(f) {
+		opts = append(opts, mpb.WithConsoleWriter(newReflowWriter(f)))
+	}
+	opts = append(opts, p.opts...)
 	p.p = mpb.New(opts...)
 	p.workers = nil
 	p.setStatusLocked()
