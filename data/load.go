@@ -92,10 +92,10 @@ func LocateSource(dir string) (found, source string, err error) {
 	explicit := func(d, src string) (string, string, error) {
 		if _, missing := findFiles(d); len(missing) > 0 {
 			if st, err := os.Stat(d); err != nil || !st.IsDir() {
-				return "", "", fmt.Errorf("%w: data directory %q (from %s) does not exist", ErrNotFound, d, src)
+				return "", "", fmt.Errorf("%w: data directory %q (from %s) does not exist; %s", ErrNotFound, d, src, getData)
 			}
-			return "", "", fmt.Errorf("%w: data directory %q (from %s) lacks %s",
-				ErrNotFound, d, src, strings.Join(missing, ", "))
+			return "", "", fmt.Errorf("%w: data directory %q (from %s) lacks %s; %s",
+				ErrNotFound, d, src, strings.Join(missing, ", "), getData)
 		}
 		return d, src, nil
 	}
@@ -119,6 +119,10 @@ func LocateSource(dir string) (found, source string, err error) {
 		"run `fmtune data download`, or point --data or $%s at a directory with the four IDX files",
 		ErrNotFound, strings.Join(looked, " or "), EnvDir)
 }
+
+// getData is the fix for a data directory given by hand that lacks the files.
+var getData = "point it at a directory with the four Fashion-MNIST IDX files (.gz or not), " +
+	"or get them with `apt-get install dataset-fashion-mnist` or `fmtune data download` and leave --data out"
 
 // Options for Load.
 type Options struct {

@@ -103,12 +103,15 @@ func TestEnqueuedPointIsSuggested(t *testing.T) {
 	ranged := DefaultSpace()
 	ranged.LR = Dim{Low: 1e-4, High: 0.3, Log: true}
 	ranged.Batch = Dim{Low: 64, High: 512, Step: 64}
+	numeric := DefaultSpace()
+	numeric.NumericChoices = true
 	for name, tc := range map[string]struct {
 		space Space
 		point Point
 	}{
 		"choices": {DefaultSpace(), Point{LR: 0.01, Optimizer: "nadam", Batch: 256}},
 		"ranges":  {ranged, Point{LR: 0.0123, Optimizer: "rmsprop", Batch: 192}},
+		"numeric": {numeric, Point{LR: 0.1, Optimizer: "adam", Batch: 128}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			study, err := goptuna.CreateStudy("s", goptuna.StudyOptionSampler(goptuna.NewRandomSampler()))

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/c-bata/goptuna"
+
+	"github.com/fmtune/fmtune/internal/numchoice"
 )
 
 // ErrInvalidSpace marks a search space the user wrote wrongly.
@@ -164,6 +166,10 @@ type Space struct {
 	LR         Dim      `json:"lr"`
 	Optimizers []string `json:"optimizers"`
 	Batch      Dim      `json:"batch"`
+	// NumericChoices stores lr and batch choices as numeric categorical
+	// choices (Optuna reads 0.01 and 128); false stores them as strings, as
+	// studies created before it did. A study keeps the way it was created.
+	NumericChoices bool `json:"numeric_choices,omitempty"`
 }
 
 // DefaultSpace is 3 learning rates x 4 optimizers x 2 batch sizes.
@@ -233,7 +239,7 @@ var _ Suggester = (*goptuna.Trial)(nil)
 func (s Space) Suggest(t Suggester) (Point, error) {
 	var p Point
 	var err error
-	if p.LR, err = suggestFloat(t, ParamLR, s.LR); err != nil {
+	if p.LR, err = s.suggestFloat(t, ParamLR, s.LR); err != nil {
 		return Point{}, err
 	}
 	if p.Optimizer, err = t.SuggestCategorical(ParamOptimizer, s.Optimizers); err != nil {
@@ -246,7 +252,7 @@ func (s Space) Suggest(t Suggester) (Point, error) {
 		b, err = t.SuggestStepInt(ParamBatch, int(s.Batch.Low), int(s.Batch.High), step)
 		batch = float64(b)
 	} else {
-		batch, err = suggestChoice(t, ParamBatch, s.Batch.Choices)
+		batch, err = s.suggestChoice(t, ParamBatch, s.Batch.Choices, true)
 	}
 	if err != nil {
 		return Point{}, fmt.Errorf("suggest %s: %w", ParamBatch, err)
@@ -255,9 +261,9 @@ func (s Space) Suggest(t Suggester) (Point, error) {
 	return p, nil
 }
 
-func suggestFloat(t Suggester, name string, d Dim) (float64, error) {
+func (s Space) suggestFloat(t Suggester, name string, d Dim) (float64, error) {
 	if !d.IsRange() {
-		return suggestChoice(t, name, d.Choices)
+		return s.suggestChoice(t, name, d.Choices, false)
 	}
 	var v float64
 	var err error
@@ -272,14 +278,26 @@ func suggestFloat(t Suggester, name string, d Dim) (float64, error) {
 	return v, nil
 }
 
-func suggestChoice(t Suggester, name string, choices []float64) (float64, error) {
+// suggestChoice suggests one of choices as a categorical parameter: numeric
+// choices (ints when integer) or, in a study stored the old way, strings.
+func (s Space) suggestChoice(t Suggester, name string, choices []float64, integer bool) (float64, error) {
 	labels := make([]string, len(choices))
 	for i, c := range choices {
-		labels[i] = formatFloat(c)
+		switch {
+		case !s.NumericChoices:
+			labels[i] = formatFloat(c)
+		case integer:
+			labels[i] = numchoice.Int(int(c))
+		default:
+			labels[i] = numchoice.Float(c)
+		}
 	}
 	label, err := t.SuggestCategorical(name, labels)
 	if err != nil {
 		return 0, fmt.Errorf("suggest %s: %w", name, err)
+	}
+	if v, ok := numchoice.Value(label); ok {
+		return v, nil
 	}
 	return strconv.ParseFloat(label, 64)
 }
@@ -419,6 +437,9 @@ func numberParam(params map[string]interface{}, name string) (float64, error) {
 	case int:
 		return float64(v), nil
 	case string:
+		if f, ok := numchoice.Value(v); ok {
+			return f, nil
+		}
 		return strconv.ParseFloat(v, 64)
 	default:
 		return 0, fmt.Errorf("trial has no numeric %q parameter", name)

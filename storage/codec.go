@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/c-bata/goptuna"
+
+	"github.com/fmtune/fmtune/internal/numchoice"
 )
 
 // Optuna's enum values, exactly as SQLAlchemy stores them (the Python enum member names).
@@ -144,8 +146,12 @@ func floatFromDB(v *float64, typ string) (float64, error) {
 //
 // Reading is lossy where goptuna cannot express Optuna's distribution: an IntDistribution
 // with log:true becomes IntUniformDistribution (or StepInt...), a StepIntUniformDistribution
-// with Step 1 comes back as IntUniformDistribution, and categorical choices that are not
-// strings come back as their JSON text ("1", "2.5", "null", "true").
+// with Step 1 comes back as IntUniformDistribution, and categorical choices that are
+// neither strings nor numbers come back as their JSON text ("null", "true").
+//
+// Numeric categorical choices (Optuna's CategoricalDistribution([0.001, 0.01]), and
+// fmtune's lr and batch choices) are numchoice labels on goptuna's side: written as
+// JSON numbers, read back as labels, and external parameter values are float64.
 
 // distributionToJSON encodes a goptuna distribution in Optuna's distribution_json,
 // byte for byte as Optuna's distribution_to_json writes it.
@@ -168,13 +174,32 @@ func distributionToJSON(dist any) (string, error) {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString(pyJSONString(c))
+			if text, ok := numchoice.Parse(c); ok {
+				b.WriteString(text)
+			} else {
+				b.WriteString(pyJSONString(c))
+			}
 		}
 		b.WriteString("]}}")
 	default:
 		return "", fmt.Errorf("distribution %T: %w", dist, goptuna.ErrUnknownDistribution)
 	}
 	return b.String(), nil
+}
+
+// externalValue is goptuna's external value of a parameter, with numeric
+// categorical choices as float64 instead of their labels.
+func externalValue(dist any, ir float64) (any, error) {
+	xr, err := goptuna.ToExternalRepresentation(dist, ir)
+	if err != nil {
+		return nil, err
+	}
+	if label, ok := xr.(string); ok {
+		if v, isNum := numchoice.Value(label); isNum {
+			return v, nil
+		}
+	}
+	return xr, nil
 }
 
 func writeFloatDist(b *strings.Builder, step string, low, high float64, log bool) {
@@ -264,7 +289,11 @@ func decodeDistribution(s string) (any, error) {
 		}
 		d := goptuna.CategoricalDistribution{Choices: make([]string, len(choices))}
 		for i, c := range choices {
-			d.Choices[i] = jsonToAttr(string(c))
+			if label, ok := numchoice.Label(strings.TrimSpace(string(c))); ok {
+				d.Choices[i] = label
+			} else {
+				d.Choices[i] = jsonToAttr(string(c))
+			}
 		}
 		dist = d
 	default:

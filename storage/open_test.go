@@ -15,6 +15,8 @@ import (
 	"github.com/c-bata/goptuna"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/fmtune/fmtune/internal/numchoice"
 )
 
 func TestResolveURL(t *testing.T) {
@@ -322,6 +324,8 @@ func TestDistributionJSON(t *testing.T) {
 		{"step-int", paramCases[4].dist, `{"name": "IntDistribution", "attributes": {"log": false, "step": 32, "low": 32, "high": 256}}`, nil},
 		{"categorical", goptuna.CategoricalDistribution{Choices: []string{"a", "é", `q"`}},
 			`{"name": "CategoricalDistribution", "attributes": {"choices": ["a", "\u00e9", "q\""]}}`, nil},
+		{"numeric-categorical", goptuna.CategoricalDistribution{Choices: []string{numchoice.Float(0.001), numchoice.Float(1), numchoice.Int(128), "0.1"}},
+			`{"name": "CategoricalDistribution", "attributes": {"choices": [0.001, 1.0, 128, "0.1"]}}`, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -342,7 +346,7 @@ func TestDistributionJSON(t *testing.T) {
 	// What Optuna writes that goptuna cannot express exactly.
 	lossy := map[string]any{
 		`{"name": "IntDistribution", "attributes": {"log": true, "step": 1, "low": 1, "high": 10}}`:           goptuna.IntUniformDistribution{Low: 1, High: 10},
-		`{"name": "CategoricalDistribution", "attributes": {"choices": ["a", 1, null, 2.5, true]}}`:           goptuna.CategoricalDistribution{Choices: []string{"a", "1", "null", "2.5", "true"}},
+		`{"name": "CategoricalDistribution", "attributes": {"choices": ["a", 1, null, 2.5, true]}}`:           goptuna.CategoricalDistribution{Choices: []string{"a", numchoice.Int(1), "null", numchoice.Float(2.5), "true"}},
 		`{"name": "UniformDistribution", "attributes": {"low": 0, "high": 1}}`:                                goptuna.UniformDistribution{Low: 0, High: 1},
 		`{"name": "IntLogUniformDistribution", "attributes": {"low": 1, "high": 8, "step": 1}}`:               goptuna.IntUniformDistribution{Low: 1, High: 8},
 		`{"name": "DiscreteUniformDistribution", "attributes": {"low": 0, "high": 1, "q": 0.25}}`:             goptuna.DiscreteUniformDistribution{Low: 0, High: 1, Q: 0.25},

@@ -123,7 +123,10 @@ func inspectSQLite(ctx context.Context, loc location, where string) error {
 	st, err := inspectSchema(ctx, db, sqliteDialect)
 	if err != nil {
 		var se sqlite3.Error
-		if errors.As(err, &se) && (se.Code == sqlite3.ErrNotADB || se.Code == sqlite3.ErrCorrupt) {
+		if sqliteCorrupt(err) {
+			return damaged(where, loc.path, err)
+		}
+		if errors.As(err, &se) && se.Code == sqlite3.ErrNotADB {
 			return fmt.Errorf("%s: %q is not a SQLite database (%v); point --storage at an fmtune/Optuna "+
 				"database or a new file", where, loc.path, err)
 		}
@@ -183,6 +186,19 @@ func explainSQLiteWrite(err error, loc location) error {
 		}
 	}
 	return err
+}
+
+// sqliteCorrupt reports a damaged database file ("database disk image is malformed").
+func sqliteCorrupt(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.Code == sqlite3.ErrCorrupt
+}
+
+// damaged explains a damaged database file and what to do about it.
+func damaged(where, path string, err error) error {
+	return fmt.Errorf("%s: %w (%v): part of %q cannot be read; copy out what is left with "+
+		"`sqlite3 %s .recover | sqlite3 recovered.db` and point --storage at recovered.db, or restore the file from a copy",
+		where, ErrDamaged, err, path, path)
 }
 
 func sqliteUnique(err error) bool {

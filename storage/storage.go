@@ -315,6 +315,8 @@ var ErrUnavailable = errors.New("storage unreachable")
 // the database file (or its directory, or the file system) cannot be written. SQLite
 // rolled the transaction back: what was stored before is intact.
 var (
+	// ErrDamaged marks a SQLite file damaged on disk (SQLITE_CORRUPT).
+	ErrDamaged  = errors.New("the database file is damaged")
 	ErrDiskFull = errors.New("the disk is full")
 	ErrReadOnly = errors.New("the database cannot be written")
 )
@@ -343,10 +345,13 @@ func (s *Storage) classify(err error) error {
 		return nil
 	}
 	var ue *unavailableError
-	if errors.As(err, &ue) || errors.Is(err, ErrDiskFull) || errors.Is(err, ErrReadOnly) {
+	if errors.As(err, &ue) || errors.Is(err, ErrDiskFull) || errors.Is(err, ErrReadOnly) || errors.Is(err, ErrDamaged) {
 		return err
 	}
 	if s.d.kind == kindSQLite {
+		if sqliteCorrupt(err) {
+			return damaged("storage "+s.loc.redacted, s.loc.path, err)
+		}
 		if sqliteTransient(err) {
 			return &unavailableError{fmt.Errorf("%s is locked by another process: %w", s.loc.path, err)}
 		}

@@ -542,7 +542,7 @@ func loadTrials(ctx context.Context, r runner, cond string, args ...any) ([]gopt
 			if v.p != nil {
 				ir = *v.p
 			}
-			xr, err := goptuna.ToExternalRepresentation(dist, ir)
+			xr, err := externalValue(dist, ir)
 			if err != nil {
 				return fmt.Errorf("trial id %d: param %q: %w", id, name, err)
 			}

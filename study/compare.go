@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 
 	"github.com/c-bata/goptuna"
 
@@ -36,8 +37,14 @@ type SourceSummary struct {
 	Fail     int    `json:"fail"`
 	Running  int    `json:"running"`
 	Waiting  int    `json:"waiting"`
-	// Epochs is the number of epochs trained, summed over the trials.
-	Epochs int `json:"epochs"`
+	// Retry counts the trials among Trials that retried an interrupted or
+	// crashed one, Grid those of a grid (both are sampled: the engine chose
+	// them).
+	Retry int `json:"retry"`
+	Grid  int `json:"grid"`
+	// Epochs is the number of epochs trained, summed over the trials,
+	// with the part done of those a failure or an interruption cut short.
+	Epochs float64 `json:"epochs"`
 	// Seconds is the compute time, summed over the trials (see TrialSeconds).
 	Seconds float64 `json:"compute_seconds"`
 	// Best is the complete trial with the highest validation accuracy, or
@@ -56,7 +63,7 @@ type SourceBest struct {
 	// SecondsToBest is the compute time of this source's finished trials, in
 	// the order they finished, up to and including the best one.
 	SecondsToBest float64 `json:"seconds_to_best"`
-	// OverfitGap is val_loss - train_loss of the best trial's last epoch
+	// OverfitGap is validation loss minus training loss in the best trial's last epoch
 	// (nil without a stored learning curve). A large positive gap means the
 	// model fits the training data much better than unseen data.
 	OverfitGap *float64 `json:"overfit_gap"`
@@ -119,7 +126,13 @@ func summarise(name, kind string, trials []TrialInfo) SourceSummary {
 		case "waiting":
 			s.Waiting++
 		}
-		s.Epochs += t.Epochs
+		switch t.Source {
+		case SourceRetry:
+			s.Retry++
+		case SourceGrid:
+			s.Grid++
+		}
+		s.Epochs += max(t.EpochsTrained, float64(t.Epochs))
 		s.Seconds += TrialSeconds(t)
 	}
 	if best == nil {
@@ -152,6 +165,15 @@ func summarise(name, kind string, trials []TrialInfo) SourceSummary {
 	}
 	s.Best = b
 	return s
+}
+
+// FormatEpochs writes a number of epochs: whole, or to one decimal when a
+// trial cut short makes it fractional.
+func FormatEpochs(v float64) string {
+	if v == math.Trunc(v) {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64)
 }
 
 // TrialSeconds is the compute time of a trial: its stored seconds, or for a

@@ -168,7 +168,7 @@ func TestCompareSummarisesManualAndSampled(t *testing.T) {
 			Best: &SourceBest{Trial: 1, ValAcc: 0.85, TestAcc: ptr(0.84), LR: 0.1, Optimizer: "sgd", Batch: 256,
 				SecondsToBest: 21, OverfitGap: ptr(0.20), TrainLoss: ptr(0.30), ValLoss: ptr(0.50)}},
 		// 10 + 3 + 7 s, and the 1 s epoch of the running trial, which has no seconds yet.
-		{Study: "cmp", Source: "sampled", Trials: 4, Complete: 2, Pruned: 1, Running: 1, Epochs: 8, Seconds: 21,
+		{Study: "cmp", Source: "sampled", Trials: 4, Retry: 1, Grid: 1, Complete: 2, Pruned: 1, Running: 1, Epochs: 8, Seconds: 21,
 			// 0 (10 s) then 3 (7 s) finished before 2, though 2 has the lower number.
 			Best: &SourceBest{Trial: 3, ValAcc: 0.86, TestAcc: ptr(0.83), LR: 0.001, Optimizer: "nadam", Batch: 128,
 				SecondsToBest: 17, OverfitGap: ptr(0.25), TrainLoss: ptr(0.20), ValLoss: ptr(0.45)}},

@@ -1,6 +1,7 @@
 package study
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -56,7 +57,7 @@ func RunManual(ctx context.Context, store Store, ds *data.Dataset, spec Spec, m 
 	if err != nil {
 		return TrialInfo{}, fmt.Errorf("read trials of %q: %w", spec.Name, err)
 	}
-	r.progress.Start(RunInfo{Study: spec.Name, Workers: 1, Counts: countTrials(trials), Best: bestOf(trials)})
+	r.progress.Start(RunInfo{Study: spec.Name, Workers: 1, Epochs: cmp.Or(m.Epochs, spec.Epochs), Counts: countTrials(trials), Best: bestOf(trials)})
 	defer r.progress.Stop()
 	seed := m.Seed
 	id, err := addFixedTrial(store, r.study.ID, spec.Space, Queued{Point: m.Point, Source: SourceManual, RetryOf: -1, Epochs: m.Epochs, Seed: &seed}, goptuna.TrialStateRunning)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 
 	"github.com/fmtune/fmtune/data"
@@ -55,6 +56,16 @@ type BestOfStep struct {
 	Study  string `yaml:"study"`
 	From   string `yaml:"from"`
 	Epochs int    `yaml:"epochs"`
+}
+
+// StudyNames are the names of the plan's studies, sorted.
+func (p *Plan) StudyNames() []string {
+	names := make([]string, 0, len(p.Studies))
+	for n := range p.Studies {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // AttrPlanStep marks a trial with the plan step that made it, so a rerun of

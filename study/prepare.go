@@ -47,6 +47,8 @@ func create(store goptuna.Storage, spec Spec) (Spec, error) {
 	if spec.Created.IsZero() {
 		spec.Created = time.Now().UTC().Truncate(time.Second)
 	}
+	// New studies store lr and batch choices as numbers (older ones keep strings).
+	spec.Space.NumericChoices = true
 	if err := store.SetStudyDirection(id, goptuna.StudyDirectionMaximize); err != nil {
 		return Spec{}, fmt.Errorf("create study %q: %w", spec.Name, err)
 	}

@@ -3,6 +3,7 @@ package study
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +31,7 @@ type RunInfo struct {
 	Study   string
 	Workers int
 	Target  int // the study's target of trials; 0 for a manual run
+	Epochs  int // epochs per trial (the study's), for the ETA
 	Counts  Counts
 	Best    *TrialResult
 }
@@ -58,24 +60,76 @@ func (NopProgress) TrialFinished(int, TrialResult)      {}
 func (NopProgress) Note(string)                         {}
 func (NopProgress) Stop()                               {}
 
-// tally keeps the study line: counts, best so far, timing.
+// tally keeps the study line: counts, best so far, timing, and the batches
+// done in the running trials, from which the ETA is measured.
 type tally struct {
 	info     RunInfo
+	now      func() time.Time // time.Now; tests set a clock
 	start    time.Time
 	finished int
 	counts   Counts
 	best     *TrialResult
+	running  map[int]float64 // worker -> part of its trial done (0..1)
+	meter    etaMeter
+}
+
+// ready makes a tally that was never begun usable (a display must never
+// stop a study, even when called out of order).
+func (t *tally) ready() {
+	if t.now == nil {
+		t.now = time.Now
+	}
+	if t.running == nil {
+		t.running = map[int]float64{}
+	}
 }
 
 // begin starts the tally of a run (a plan starts one per step).
 func (t *tally) begin(info RunInfo) {
-	t.info, t.start, t.counts, t.best, t.finished = info, time.Now(), info.Counts, info.Best, 0
+	t.ready()
+	t.info, t.start, t.counts, t.best, t.finished = info, t.now(), info.Counts, info.Best, 0
+	t.running = map[int]float64{}
+	t.meter.reset(t.start, 0)
+}
+
+// batch records that worker w's trial is at batch of batches in epoch.
+func (t *tally) batch(w, epoch, batch, batches int) {
+	t.ready()
+	epochs := max(t.info.Epochs, epoch, 1)
+	t.running[w] = (float64(epoch-1) + float64(batch)/float64(max(batches, 1))) / float64(epochs)
+	t.observe()
+}
+
+// done is the work done in this run, in trials toward the target: those
+// finished plus the parts of those running.
+func (t *tally) done() float64 {
+	d := float64(t.counts.Done - t.info.Counts.Done)
+	for _, f := range t.running {
+		d += f
+	}
+	return d
+}
+
+func (t *tally) observe() { t.meter.observe(t.now(), t.done()) }
+
+// eta is the time left to the target at the measured speed.
+func (t *tally) eta() (time.Duration, bool) {
+	if t.info.Target <= 0 {
+		return 0, false
+	}
+	left := float64(t.info.Target-t.info.Counts.Done) - t.done()
+	if left <= 0 {
+		return 0, false
+	}
+	return t.meter.eta(left)
 }
 
 // add counts a finished trial as Counts does: toward Done only when it
 // counts toward the study's target (not manual, not interrupted).
-func (t *tally) add(r TrialResult) {
+func (t *tally) add(w int, r TrialResult) {
+	t.ready()
 	t.finished++
+	delete(t.running, w)
 	done := r.Source != SourceManual
 	switch r.State {
 	case goptuna.TrialStateComplete:
@@ -93,10 +147,12 @@ func (t *tally) add(r TrialResult) {
 	if done {
 		t.counts.Done++
 	}
+	t.observe()
 }
 
 // line is the one-line study summary.
 func (t *tally) line() string {
+	t.ready()
 	c := t.counts
 	var b strings.Builder
 	fmt.Fprintf(&b, "study %s: %d done", t.info.Study, c.Done)
@@ -107,31 +163,34 @@ func (t *tally) line() string {
 	if t.best != nil {
 		fmt.Fprintf(&b, " | best %.4f (trial %d)", t.best.Value, t.best.Number)
 	}
-	elapsed := time.Since(t.start)
-	fmt.Fprintf(&b, " | %s", elapsed.Round(time.Second))
-	if t.info.Target > 0 && t.finished > 0 {
-		// elapsed/finished is the wall time per trial with all workers
-		// busy, so the parallelism is already in it.
-		if left := t.info.Target - c.Done; left > 0 {
-			eta := elapsed * time.Duration(left) / time.Duration(t.finished)
-			fmt.Fprintf(&b, " | ETA %s", eta.Round(time.Second))
-		}
+	fmt.Fprintf(&b, " | %s", t.now().Sub(t.start).Round(time.Second))
+	if eta, ok := t.eta(); ok {
+		fmt.Fprintf(&b, " | ETA %s", eta)
 	}
 	return b.String()
 }
 
-func describe(r TrialResult) string {
+// describe is the line of a finished trial, its point written by point.
+func describe(r TrialResult, point func(search.Point) string) string {
+	p := point(r.Point)
 	switch r.State {
 	case goptuna.TrialStateComplete:
-		return fmt.Sprintf("trial %d complete: val %.4f test %.4f (%s, %d epochs, %.1fs)", r.Number, r.Value, r.TestAcc, r.Point, r.Epochs, r.Seconds)
+		return fmt.Sprintf("trial %d complete: val %.4f test %.4f (%s, %d epochs, %.1fs)", r.Number, r.Value, r.TestAcc, p, r.Epochs, r.Seconds)
 	case goptuna.TrialStatePruned:
 		if r.Reason != "" {
-			return fmt.Sprintf("trial %d stopped at epoch %d, %s (%s)", r.Number, r.Epochs, describeReason(r.Reason), r.Point)
+			return fmt.Sprintf("trial %d stopped at epoch %d, %s (%s)", r.Number, r.Epochs, describeReason(r.Reason), p)
 		}
-		return fmt.Sprintf("trial %d pruned at epoch %d: val %.4f (%s)", r.Number, r.Epochs, r.Value, r.Point)
+		return fmt.Sprintf("trial %d pruned at epoch %d: val %.4f (%s)", r.Number, r.Epochs, r.Value, p)
 	default:
-		return fmt.Sprintf("trial %d failed: %s (%s)", r.Number, describeReason(r.Reason), r.Point)
+		return fmt.Sprintf("trial %d failed: %s (%s)", r.Number, describeReason(r.Reason), p)
 	}
+}
+
+// shortPoint is p for the eye: the learning rate to 4 significant digits
+// (a range gives 0.01266, not 0.012661266182520711). The exact value is
+// stored and shown by trials and best.
+func shortPoint(p search.Point) string {
+	return fmt.Sprintf("lr=%s optimizer=%s batch=%d", strconv.FormatFloat(p.LR, 'g', 4, 64), p.Optimizer, p.Batch)
 }
 
 // LogProgress writes one plain line per finished epoch and trial: for logs
@@ -163,10 +222,15 @@ func (p *LogProgress) Start(info RunInfo) {
 }
 
 func (p *LogProgress) TrialStarted(w, number int, pt search.Point) {
-	p.printf("worker %d: trial %d started: %s", w, number, pt)
+	p.printf("worker %d: trial %d started: %s", w, number, shortPoint(pt))
 }
 
-func (p *LogProgress) Batch(int, int, int, int) {}
+// Batch prints nothing; it feeds the ETA.
+func (p *LogProgress) Batch(w, epoch, batch, batches int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.t.batch(w, epoch, batch, batches)
+}
 
 func (p *LogProgress) Epoch(w, number int, e models.EpochStats) {
 	p.printf("worker %d: trial %d epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1fs %.0f samples/s",
@@ -175,131 +239,12 @@ func (p *LogProgress) Epoch(w, number int, e models.EpochStats) {
 
 func (p *LogProgress) TrialFinished(w int, r TrialResult) {
 	p.mu.Lock()
-	p.t.add(r)
+	p.t.add(w, r)
 	line := p.t.line()
 	p.mu.Unlock()
-	p.printf("worker %d: %s", w, describe(r))
+	p.printf("worker %d: %s", w, describe(r, shortPoint))
 	p.printf("%s", line)
 }
 
 func (p *LogProgress) Note(msg string) { p.printf("%s", msg) }
 func (p *LogProgress) Stop()           {}
-
-// TermProgress redraws one live line per worker and a study line on a
-// terminal, at most every 100ms.
-type TermProgress struct {
-	mu      sync.Mutex
-	w       io.Writer
-	t       tally
-	workers []string
-	drawn   int // lines drawn last time
-	last    time.Time
-}
-
-// NewTermProgress returns a TermProgress writing to the terminal w.
-func NewTermProgress(w io.Writer) *TermProgress { return &TermProgress{w: w} }
-
-func (p *TermProgress) Start(info RunInfo) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.t.begin(info)
-	p.workers = make([]string, info.Workers)
-	for i := range p.workers {
-		p.workers[i] = "idle"
-	}
-	p.redraw(true)
-}
-
-func (p *TermProgress) TrialStarted(w, number int, pt search.Point) {
-	p.set(w, fmt.Sprintf("trial %d %s: starting", number, pt), true)
-}
-
-func (p *TermProgress) Batch(w, epoch, batch, batches int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	s := *p.slot(w)
-	if i := strings.Index(s, ": "); i >= 0 {
-		s = s[:i]
-	}
-	tail := ""
-	if j := strings.Index(p.workers[w], " | val "); j >= 0 {
-		tail = p.workers[w][j:]
-	}
-	p.workers[w] = fmt.Sprintf("%s: epoch %d batch %d/%d%s", s, epoch, batch, batches, tail)
-	p.redraw(false)
-}
-
-func (p *TermProgress) Epoch(w, number int, e models.EpochStats) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	s := *p.slot(w)
-	if i := strings.Index(s, ": "); i >= 0 {
-		s = s[:i]
-	}
-	p.workers[w] = fmt.Sprintf("%s: epoch %d done | val acc %.4f", s, e.Epoch, e.ValAcc)
-	p.redraw(true)
-}
-
-func (p *TermProgress) TrialFinished(w int, r TrialResult) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.t.add(r)
-	*p.slot(w) = "idle"
-	p.printAbove(describe(r))
-}
-
-func (p *TermProgress) Note(msg string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.printAbove(msg)
-}
-
-func (p *TermProgress) Stop() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.clear()
-	fmt.Fprintln(p.w, p.t.line())
-}
-
-func (p *TermProgress) set(w int, s string, force bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	*p.slot(w) = s
-	p.redraw(force)
-}
-
-// slot is worker w's live line, added if Start did not announce w (a
-// display must never stop a study).
-func (p *TermProgress) slot(w int) *string {
-	for len(p.workers) <= w {
-		p.workers = append(p.workers, "idle")
-	}
-	return &p.workers[w]
-}
-
-// printAbove prints a permanent line above the live block.
-func (p *TermProgress) printAbove(s string) {
-	p.clear()
-	fmt.Fprintln(p.w, s)
-	p.redraw(true)
-}
-
-func (p *TermProgress) clear() {
-	for i := 0; i < p.drawn; i++ {
-		fmt.Fprint(p.w, "\x1b[1A\x1b[2K")
-	}
-	p.drawn = 0
-}
-
-func (p *TermProgress) redraw(force bool) {
-	if !force && time.Since(p.last) < 100*time.Millisecond {
-		return
-	}
-	p.last = time.Now()
-	p.clear()
-	for i, s := range p.workers {
-		fmt.Fprintf(p.w, "  worker %d  %s\n", i, s)
-	}
-	fmt.Fprintln(p.w, p.t.line())
-	p.drawn = len(p.workers) + 1
-}

@@ -17,17 +17,20 @@ import (
 
 // TrialInfo is one stored trial, in the terms a person asks about.
 type TrialInfo struct {
-	Number     int            `json:"number"`
-	State      string         `json:"state"`
-	Source     string         `json:"source"`
-	Params     map[string]any `json:"params"`
-	ValAcc     *float64       `json:"val_accuracy"`
-	TestAcc    *float64       `json:"test_accuracy"`
-	Epochs     int            `json:"epochs"`
-	Seconds    float64        `json:"seconds"`
-	Started    *time.Time     `json:"started,omitempty"`
-	Completed  *time.Time     `json:"completed,omitempty"`
-	FailReason string         `json:"fail_reason,omitempty"`
+	Number  int            `json:"number"`
+	State   string         `json:"state"`
+	Source  string         `json:"source"`
+	Params  map[string]any `json:"params"`
+	ValAcc  *float64       `json:"val_accuracy"`
+	TestAcc *float64       `json:"test_accuracy"`
+	Epochs  int            `json:"epochs"`
+	// EpochsTrained counts the part done of an epoch a failed or
+	// interrupted trial did not finish (Epochs counts finished ones).
+	EpochsTrained float64    `json:"epochs_trained"`
+	Seconds       float64    `json:"seconds"`
+	Started       *time.Time `json:"started,omitempty"`
+	Completed     *time.Time `json:"completed,omitempty"`
+	FailReason    string     `json:"fail_reason,omitempty"`
 	// PrunedReason says why fmtune stopped a pruned trial itself ("not
 	// learning: ..."); empty when the pruner did.
 	PrunedReason string              `json:"pruned_reason,omitempty"`
@@ -54,7 +57,13 @@ func Info(t goptuna.FrozenTrial) TrialInfo {
 		info.Source = SourceSampled
 	}
 	if p, err := search.PointFromParams(t.Params); err == nil {
-		info.Params = map[string]any{search.ParamLR: p.LR, search.ParamOptimizer: p.Optimizer, search.ParamBatch: p.Batch}
+		// fmtune's parameters typed (older studies stored lr and batch as
+		// strings); any others as stored.
+		info.Params = make(map[string]any, len(t.Params))
+		for k, v := range t.Params {
+			info.Params[k] = v
+		}
+		info.Params[search.ParamLR], info.Params[search.ParamOptimizer], info.Params[search.ParamBatch] = p.LR, p.Optimizer, p.Batch
 	}
 	if t.State == goptuna.TrialStateComplete || (t.State == goptuna.TrialStatePruned && len(t.IntermediateValues) > 0) {
 		v := t.Value
@@ -65,6 +74,8 @@ func Info(t goptuna.FrozenTrial) TrialInfo {
 	}
 	info.Epochs, _ = strconv.Atoi(t.UserAttrs["epochs"])
 	info.Epochs = max(info.Epochs, len(t.IntermediateValues))
+	info.EpochsTrained, _ = strconv.ParseFloat(t.UserAttrs["epochs_trained"], 64)
+	info.EpochsTrained = max(info.EpochsTrained, float64(info.Epochs))
 	info.Seconds, _ = strconv.ParseFloat(t.UserAttrs["seconds"], 64)
 	if s, err := strconv.ParseInt(t.UserAttrs["seed"], 10, 64); err == nil {
 		info.Seed = &s

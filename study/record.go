@@ -21,7 +21,7 @@ import (
 // state of a complete or pruned trial, each write waiting out a storage
 // outage.
 func (r *runner) finish(ctx context.Context, w, id int, res TrialResult, curve []models.EpochStats, extra map[string]string) error {
-	attrs := curveAttrs(curve, res.Seconds)
+	attrs := curveAttrs(ran{curve: curve, seconds: res.Seconds})
 	for k, v := range extra {
 		attrs[k] = v
 	}
@@ -52,14 +52,28 @@ func (r *runner) finish(ctx context.Context, w, id int, res TrialResult, curve [
 	return nil
 }
 
-// fail records the curve (if any), then the reason (Optuna's fail_reason),
-// its kind (AttrFailKind, unless "") and the FAIL state, together with the
-// retry to queue (if any) in one transaction. Each write waits out a
-// storage outage, unless ctx has ended.
+// ran is the training a trial did before it ended, however it ended.
+type ran struct {
+	curve   []models.EpochStats
+	epochs  float64 // epochs trained, the part done of an unfinished one included
+	seconds float64 // wall time of the training
+	resumed int     // epochs of the curve continued from a checkpoint, not trained here
+}
+
+// fail is failAfter for a trial that trained nothing.
 func (r *runner) fail(ctx context.Context, w, id, number int, reason, kind string, curve []models.EpochStats, retry *goptuna.FrozenTrial) error {
+	return r.failAfter(ctx, w, id, number, reason, kind, ran{curve: curve}, retry)
+}
+
+// failAfter records the training done (its curve, epochs and seconds, if
+// any), then the reason (Optuna's fail_reason), its kind (AttrFailKind,
+// unless "") and the FAIL state, together with the retry to queue (if any)
+// in one transaction. Each write waits out a storage outage, unless ctx has
+// ended.
+func (r *runner) failAfter(ctx context.Context, w, id, number int, reason, kind string, done ran, retry *goptuna.FrozenTrial) error {
 	err := r.patient(ctx, w, fmt.Sprintf("mark trial %d FAIL", number), func() error {
-		if len(curve) > 0 {
-			if err := r.setAttrs(id, curveAttrs(curve, 0)); err != nil {
+		if len(done.curve) > 0 || done.seconds > 0 {
+			if err := r.setAttrs(id, curveAttrs(done)); err != nil {
 				return err
 			}
 		}
@@ -91,9 +105,15 @@ func (r *runner) setAttrs(id int, attrs map[string]string) error {
 	return nil
 }
 
-// curveAttrs are the user attributes that describe a training run.
-func curveAttrs(curve []models.EpochStats, seconds float64) map[string]string {
-	attrs := map[string]string{"epochs": strconv.Itoa(len(curve))}
+// curveAttrs are the user attributes that describe a training run: epochs
+// (complete ones), epochs_trained (with the part of an unfinished one),
+// seconds, the curve and its last epoch.
+func curveAttrs(done ran) map[string]string {
+	curve, seconds := done.curve, done.seconds
+	attrs := map[string]string{
+		"epochs":         strconv.Itoa(len(curve)),
+		"epochs_trained": formatFloat(max(done.epochs, float64(len(curve)-done.resumed))),
+	}
 	if b, err := jsonString(curve); err == nil {
 		attrs["curve"] = b
 	}

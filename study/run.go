@@ -138,7 +138,7 @@ func Run(ctx context.Context, store Store, ds *data.Dataset, spec Spec, opt RunO
 	if trials, err = store.GetAllTrials(gs.ID); err != nil {
 		return nil, fmt.Errorf("read trials of %q: %w", spec.Name, err)
 	}
-	r.progress.Start(RunInfo{Study: spec.Name, Workers: opt.Workers, Target: spec.Target(), Counts: countTrials(trials), Best: bestOf(trials)})
+	r.progress.Start(RunInfo{Study: spec.Name, Workers: opt.Workers, Target: spec.Target(), Epochs: spec.Epochs, Counts: countTrials(trials), Best: bestOf(trials)})
 
 	var wg sync.WaitGroup
 	var errMu sync.Mutex

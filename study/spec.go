@@ -110,7 +110,7 @@ func (s Spec) Validate(archs, optimizers []string) error {
 	}
 	switch {
 	case strings.TrimSpace(s.Name) == "":
-		return &FieldError{Field: FieldName, Msg: "is required: a study needs a name"}
+		return &FieldError{Field: FieldName, Msg: "is required: a study needs a name, e.g. --study demo (fmtune studies lists the existing ones)"}
 	case !contains(archs, s.Arch):
 		return bad("unknown arch %q (valid: %s)", s.Arch, strings.Join(archs, ", "))
 	case s.Epochs < 1:

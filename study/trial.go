@@ -197,13 +197,21 @@ func (t *trialRun) report(e models.EpochStats) error {
 func (t *trialRun) train(tctx context.Context, cfg models.Config) error {
 	r := t.r
 	var curve []models.EpochStats
+	var trained float64 // epochs, the part done of the current one included
+	resumed := 0        // epochs continued from a checkpoint
+	if t.resume != nil {
+		resumed = t.resume.Epoch
+	}
 	hooks := models.Hooks{
 		OnEpoch: func(e models.EpochStats) error {
 			curve = append(curve, e)
 			r.progress.Epoch(t.w, t.number, e)
 			return t.report(e)
 		},
-		OnBatch:      func(epoch, batch, batches int) { r.progress.Batch(t.w, epoch, batch, batches) },
+		OnBatch: func(epoch, batch, batches int) {
+			trained = float64(epoch-1-resumed) + float64(batch)/float64(batches)
+			r.progress.Batch(t.w, epoch, batch, batches)
+		},
 		OnCheckpoint: t.saveCheckpoint,
 		Resume:       t.resume,
 	}
@@ -213,6 +221,7 @@ func (t *trialRun) train(tctx context.Context, cfg models.Config) error {
 	start := time.Now()
 	model, trainErr := r.opt.Train(tctx, cfg, r.ds.Train, r.ds.Val, hooks)
 	seconds := time.Since(start).Seconds()
+	done := ran{curve: curve, epochs: trained, seconds: seconds, resumed: resumed}
 
 	result := TrialResult{Number: t.number, Point: t.point, Epochs: len(curve), Seconds: seconds, Source: t.source}
 	if len(curve) > 0 {
@@ -236,7 +245,7 @@ func (t *trialRun) train(tctx context.Context, cfg models.Config) error {
 		result.State = goptuna.TrialStateComplete
 		testLoss, testAcc, err := model.Evaluate(r.ds.Test)
 		if err != nil {
-			return r.fail(t.ctx, t.w, t.id, t.number, fmt.Sprintf("test evaluation failed: %v", err), "", curve, nil)
+			return r.failAfter(t.ctx, t.w, t.id, t.number, fmt.Sprintf("test evaluation failed: %v", err), "", done, nil)
 		}
 		result.TestAcc = testAcc
 		finishErr = r.finish(t.ctx, t.w, t.id, result, curve, withAttrs(t.runAttrs(curve), map[string]string{
@@ -254,7 +263,7 @@ func (t *trialRun) train(tctx context.Context, cfg models.Config) error {
 	case errors.Is(trainErr, models.ErrDiverged):
 		result.State = goptuna.TrialStateFail
 		result.Reason = "diverged: " + trainErr.Error()
-		finishErr = r.fail(t.ctx, t.w, t.id, t.number, result.Reason, "", curve, nil)
+		finishErr = r.failAfter(t.ctx, t.w, t.id, t.number, result.Reason, "", done, nil)
 	case t.ctx.Err() != nil:
 		result.State = goptuna.TrialStateFail
 		result.Reason = ReasonInterrupted
@@ -267,11 +276,11 @@ func (t *trialRun) train(tctx context.Context, cfg models.Config) error {
 			retry = &q
 		}
 		// ctx has ended: one attempt, no waiting for an unreachable storage.
-		finishErr = r.fail(t.ctx, t.w, t.id, t.number, ReasonInterrupted, FailKindInterrupted, curve, retry)
+		finishErr = r.failAfter(t.ctx, t.w, t.id, t.number, ReasonInterrupted, FailKindInterrupted, done, retry)
 	default:
 		result.State = goptuna.TrialStateFail
 		result.Reason = trainErr.Error()
-		finishErr = r.fail(t.ctx, t.w, t.id, t.number, result.Reason, "", curve, nil)
+		finishErr = r.failAfter(t.ctx, t.w, t.id, t.number, result.Reason, "", done, nil)
 	}
 	if finishErr != nil {
 		return finishErr

@@ -20,6 +20,7 @@ import (
 	"github.com/fmtune/fmtune/storage"
 	"github.com/fmtune/fmtune/study"
 
+	"github.com/fmtune/fmtune/internal/ptytest"
 	"github.com/fmtune/fmtune/internal/testenv"
 )
 
@@ -117,6 +118,28 @@ func TestTuneThenBestJSON(t *testing.T) {
 	var best study.TrialInfo
 	if err := json.Unmarshal([]byte(out), &best); err != nil {
 		t.Fatalf("best --json is not JSON: %v\n%s", err, out)
+	}
+	var again struct {
+		Arch       string `json:"arch"`
+		Val        int    `json:"val"`
+		TrainLimit int    `json:"train_limit"`
+		Retrain    string `json:"retrain_command"`
+	}
+	if err := json.Unmarshal([]byte(out), &again); err != nil || again.Arch != "mlp" || again.Val != 10000 || again.TrainLimit != 2000 || !strings.HasPrefix(again.Retrain, "fmtune train --arch mlp ") {
+		t.Fatalf("best --json lacks what reproduces it: %+v, %v\n%s", again, err, out)
+	}
+	// The printed command trains the best trial again, to the same accuracy.
+	out, errOut, code = runFmtune(t, dir, append(strings.Fields(again.Retrain)[1:], "--json")...)
+	var retrained struct {
+		History []struct {
+			ValAcc float64 `json:"val_accuracy"`
+		} `json:"history"`
+	}
+	if err := json.Unmarshal([]byte(out), &retrained); code != 0 || err != nil || len(retrained.History) != best.Epochs {
+		t.Fatalf("%s: exit %d, %v\n%s\n%s", again.Retrain, code, err, out, errOut)
+	}
+	if got := retrained.History[best.Epochs-1].ValAcc; got != *best.ValAcc {
+		t.Fatalf("%s: val accuracy %v, the trial's was %v", again.Retrain, got, *best.ValAcc)
 	}
 	var stored study.TrialInfo
 	for _, tr := range trialsOf(t, dir, "demo") {
@@ -332,7 +355,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		args []string
 		want string // the message, on stderr after "fmtune: "
 	}{
-		"no study":        {[]string{"tune"}, "invalid study spec: --study is required: a study needs a name"},
+		"no study":        {[]string{"tune"}, "invalid study spec: --study is required: a study needs a name, e.g. --study demo"},
 		"workers 0":       {[]string{"tune", "--study", "x", "--workers", "0"}, "--workers must be at least 1 (got 0)"},
 		"epochs 0":        {[]string{"tune", "--study", "x", "--epochs", "0"}, "invalid study spec: --epochs must be at least 1 (got 0)"},
 		"trials -1":       {[]string{"tune", "--study", "x", "--trials", "-1"}, "invalid study spec: --trials must be 0 (the default target: the number of combinations, or 50 when lr or batch is a range) or more (got -1)"},
@@ -341,7 +364,16 @@ func TestUsageErrorsExit2(t *testing.T) {
 		"unknown arch":    {[]string{"tune", "--study", "x", "--arch", "resnet"}, `invalid study spec: unknown arch "resnet" (valid: mlp, deep, cnn, cnn-dropout)`},
 		"unknown sampler": {[]string{"tune", "--study", "x", "--sampler", "cmaes"}, `invalid study spec: unknown name: sampler "cmaes" (valid: tpe, grid, random)`},
 		"unknown pruner":  {[]string{"tune", "--study", "x", "--pruner", "patient"}, `invalid study spec: unknown name: pruner "patient" (valid: median, asha, hyperband, none)`},
-		"bad flag":        {[]string{"tune", "--study", "x", "--epochz", "3"}, "unknown flag: --epochz"},
+		"bad flag":        {[]string{"tune", "--study", "x", "--epochz", "3"}, "unknown flag --epochz; did you mean --epochs?"},
+		"far flag":        {[]string{"tune", "--study", "x", "--colour"}, "unknown flag --colour (fmtune tune --help lists the flags)"},
+		"bad command":     {[]string{"tunee"}, `unknown command "tunee" for "fmtune"; did you mean "tune"?`},
+		"bad subcommand":  {[]string{"data", "infoo"}, `unknown command "infoo" for "fmtune data"; did you mean "info"? (fmtune data --help lists the commands)`},
+		"train lr":        {[]string{"train", "--lr", "abc"}, `--lr "abc": "abc" is not a number (e.g. --lr 0.01)`},
+		"tune lr":         {[]string{"tune", "--study", "x", "--lr", "abc"}, `invalid search space: --lr "abc": "abc" is not a number`},
+		"epochs abc":      {[]string{"tune", "--study", "x", "--epochs", "abc"}, `--epochs "abc": "abc" is not a whole number (e.g. --epochs 10)`},
+		"timeout":         {[]string{"tune", "--study", "x", "--timeout", "5x"}, `--timeout "5x": "5x" is not a duration`},
+		"no value":        {[]string{"train", "--lr"}, "--lr needs a value"},
+		"best two names":  {[]string{"best", "loop", "extra"}, `fmtune best takes one argument, the study name; got 2: "loop" "extra"`},
 		"bad state":       {[]string{"trials", "x", "--state", "done"}, `--state "done": valid states are complete, pruned, fail, running, waiting`},
 		"resume no name":  {[]string{"resume"}, "fmtune resume needs the study name"},
 		"enqueue epochs 0": {[]string{"enqueue", "x", "--lr", "0.1", "--optimizer", "sgd", "--batch", "128", "--epochs", "0"},
@@ -356,5 +388,20 @@ func TestUsageErrorsExit2(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "fmtune.db")); err == nil {
 		t.Fatal("a refused command created fmtune.db")
+	}
+}
+
+// TestTuneOnATerminalWithoutStudy: `fmtune tune` typed on a terminal, with
+// no arguments, refuses at once (no prompt, no display) and says the fix.
+func TestTuneOnATerminalWithoutStudy(t *testing.T) {
+	dir := t.TempDir()
+	pty := ptytest.Open(t, 80, 24)
+	cmd := fmtune(t, dir, "tune")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pty.Term, pty.Term, pty.Term
+	err := cmd.Run()
+	out := pty.Close()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(out, "--study is required: a study needs a name, e.g. --study demo") {
+		t.Fatalf("fmtune tune on a terminal: %v, output %q; want exit 2 and the fix", err, out)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -19,11 +20,25 @@ func noArgs(cmd *cobra.Command, args []string) error {
 // exactArgs wants n positional arguments, described by what.
 func exactArgs(n int, what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if len(args) != n {
+		switch {
+		case len(args) < n:
 			return usagef("%s needs %s (usage: %s)", cmd.CommandPath(), what, cmd.UseLine())
+		case len(args) > n && n == 1:
+			return usagef("%s takes one argument, %s; got %d: %s (usage: %s)", cmd.CommandPath(), what, len(args), quoteAll(args), cmd.UseLine())
+		case len(args) > n:
+			return usagef("%s takes %d arguments, %s; got %d: %s (usage: %s)", cmd.CommandPath(), n, what, len(args), quoteAll(args), cmd.UseLine())
 		}
 		return nil
 	}
+}
+
+// quoteAll quotes each argument: "a" "b".
+func quoteAll(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = strconv.Quote(a)
+	}
+	return strings.Join(q, " ")
 }
 
 func fmtPtr(v *float64) string {

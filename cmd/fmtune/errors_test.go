@@ -154,6 +154,34 @@ func makeStudyDB(t *testing.T, path string) {
 	}
 }
 
+// damagePage overwrites the first page of table's b-tree in the SQLite file
+// at path with garbage, as a failing disk might.
+func damagePage(t *testing.T, path, table string) {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root, size int
+	_, err = db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	if err == nil {
+		err = db.QueryRow("SELECT rootpage FROM sqlite_master WHERE name = ?", table).Scan(&root)
+	}
+	if err == nil {
+		err = db.QueryRow("PRAGMA page_size").Scan(&size)
+	}
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	editFile(t, path, func(b []byte) []byte {
+		for i := (root - 1) * size; i < root*size; i++ {
+			b[i] = 0xa5
+		}
+		return b
+	})
+}
+
 // sqliteFile writes a SQLite database made by the statements to dir/name.
 func sqliteFile(t *testing.T, path string, stmts ...string) {
 	t.Helper()
@@ -209,7 +237,7 @@ func writeText(t *testing.T, path, text string) {
 var badInputs = []badInput{
 	// Data.
 	{group: "Data", what: "`--data` names a directory that does not exist",
-		args: fixed("tune", "--study", "s", "--data", "no/such/dir"), code: 1, want: "does not exist"},
+		args: fixed("tune", "--study", "s", "--data", "no/such/dir"), code: 1, want: "does not exist; point it at a directory with the four Fashion-MNIST IDX files (.gz or not), or get them with `apt-get install dataset-fashion-mnist` or `fmtune data download`"},
 	{group: "Data", what: "the data directory lacks some of the four files",
 		args: func(t *testing.T, dir string) []string {
 			d := tinyData(t, dir, func(d string) { _ = os.Remove(filepath.Join(d, "t10k-labels-idx1-ubyte")) })
@@ -278,6 +306,13 @@ var badInputs = []badInput{
 			editFile(t, p, func(b []byte) []byte { return b[:8192] })
 			return []string{"trials", "s"}
 		}, code: 1, want: "malformed"},
+	{group: "Storage", what: "a SQLite database damaged in the middle",
+		args: func(t *testing.T, dir string) []string {
+			p := filepath.Join(dir, "fmtune.db")
+			makeStudyDB(t, p)
+			damagePage(t, p, "studies")
+			return []string{"trials", "s"}
+		}, code: 1, want: "the database file is damaged (database disk image is malformed): part of \"fmtune.db\" cannot be read; copy out what is left with `sqlite3 fmtune.db .recover | sqlite3 recovered.db`"},
 	{group: "Storage", what: "a SQLite database of another program",
 		args: func(t *testing.T, dir string) []string {
 			sqliteFile(t, filepath.Join(dir, "fmtune.db"), "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)", "INSERT INTO users (name) VALUES ('ann')")
@@ -360,7 +395,13 @@ var badInputs = []badInput{
 	{group: "Flags", what: "`enqueue --epochs 0`", args: fixed("enqueue", "s", "--lr", "0.1", "--optimizer", "sgd", "--batch", "128", "--epochs", "0"), code: 2, want: "--epochs must be at least 1 (got 0); leave it out for the study's"},
 	{group: "Flags", what: "`tune` without `--study`", args: fixed("tune"), code: 2, want: "--study"},
 	{group: "Flags", what: "`worker` without `--study`", args: fixed("worker"), code: 2, want: "--study"},
-	{group: "Flags", what: "a flag that does not exist", args: fixed("tune", "--study", "s", "--epochz", "3"), code: 2, want: "unknown flag"},
+	{group: "Flags", what: "a flag that does not exist", args: fixed("tune", "--study", "s", "--colour"), code: 2, want: "unknown flag --colour"},
+	{group: "Flags", what: "a misspelt flag", args: fixed("tune", "--study", "s", "--epoch", "3"), code: 2, want: "unknown flag --epoch; did you mean --epochs?"},
+	{group: "Flags", what: "a command that does not exist", args: fixed("tunee"), code: 2, want: `unknown command "tunee" for "fmtune"; did you mean "tune"?`},
+	{group: "Flags", what: "a learning rate that is not a number (`train`)", args: fixed("train", "--lr", "abc"), code: 2, want: `--lr "abc": "abc" is not a number`},
+	{group: "Flags", what: "a learning rate that is not a number (`tune`)", args: fixed("tune", "--study", "s", "--lr", "abc"), code: 2, want: `--lr "abc": "abc" is not a number`},
+	{group: "Flags", what: "a whole number that is not one", args: fixed("tune", "--study", "s", "--epochs", "2.5"), code: 2, want: `--epochs "2.5": "2.5" is not a whole number`},
+	{group: "Flags", what: "a study name too many", args: fixed("best", "loop", "extra"), code: 2, want: "fmtune best takes one argument, the study name; got 2"},
 
 	// Files.
 	{group: "Files", what: "a plan file with an unknown key (`fmtune plan run`)",
@@ -375,6 +416,11 @@ var badInputs = []badInput{
 			writeText(t, p, "study: s\narch: mlp\nlearning_rate: 0.1\n")
 			return []string{"tune", "-f", p}
 		}, code: 2, want: `unknown key "learning_rate" (valid: study, arch,`},
+	{group: "Files", what: "`report --out` in a directory that does not exist",
+		args: func(t *testing.T, dir string) []string {
+			makeStudyDB(t, filepath.Join(dir, "fmtune.db"))
+			return []string{"report", "s", "--out", filepath.Join(dir, "no", "such", "r.html")}
+		}, code: 1, want: `no/such/r.html": the directory`},
 	{group: "Files", what: "a spec file that does not exist",
 		args: fixed("tune", "-f", "no-such-file.yaml"), code: 1, want: "no such file"},
 

@@ -94,7 +94,7 @@ func planRun(ctx context.Context, opts *PlanOptions) error {
 	if plan.Description != "" {
 		fmt.Fprintf(opts.Out, "plan %s: %s\n", opts.File, plan.Description)
 	}
-	return study.RunPlan(ctx, store, plan, study.PlanOptions{
+	err = study.RunPlan(ctx, store, plan, study.PlanOptions{
 		RunOptions: study.RunOptions{Workers: opts.Workers, Threads: opts.Threads, Timeout: opts.Timeout, Heartbeat: opts.Heartbeat, StoragePatience: opts.Patience, Progress: progress, Train: opts.f.Train,
 			KeepModels: keepModels(opts.KeepModels)},
 		DataDir:    dataDir,
@@ -106,4 +106,8 @@ func planRun(ctx context.Context, opts *PlanOptions) error {
 			return compareRun(ctx, &CompareOptions{Studies: names, Storage: storageURL, JSON: opts.JSON, Out: opts.Out, f: opts.f})
 		},
 	})
+	if !opts.JSON {
+		nextSteps(opts.Out, store, storageURL, plan.StudyNames()...)
+	}
+	return err
 }

@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fmtune/fmtune/search"
 	"github.com/fmtune/fmtune/study"
 )
 
@@ -42,8 +44,10 @@ func newBestCmd(f *Factory) *cobra.Command {
 		Use:   "best NAME [--json] [--save FILE.safetensors]",
 		Short: "Show the best trial of a study, or save its model",
 		Long: `Show the complete trial with the highest validation accuracy: its number,
-parameters, validation and test accuracy, epochs and duration. Exits 1 when
-the study has no complete trial yet.
+architecture, parameters, validation and test accuracy, epochs, duration,
+seed and data split, and the 'fmtune train' command that trains it again
+(retrain_command in --json). Exits 1 when the study has no complete trial
+yet.
 
 --save FILE writes the best trial's trained model (kept in the storage, see
 --keep-models on tune) to FILE in the safetensors format, for 'fmtune
@@ -72,12 +76,20 @@ func bestRun(ctx context.Context, opts *QueryOptions) error {
 	if err != nil {
 		return err
 	}
+	rep := bestReport{TrialInfo: best, Study: opts.Study}
+	if spec, _, err := study.LoadSpec(store, opts.Study); err == nil {
+		rep.Arch, rep.Val, rep.TrainLimit, rep.DataChecksum = spec.Arch, spec.Val, spec.TrainLimit, spec.DataChecksum
+		rep.Retrain = retrainCommand(spec, best)
+	}
 	if opts.JSON {
-		return writeJSON(opts.Out, best)
+		return writeJSON(opts.Out, rep)
 	}
 	w := tabwriter.NewWriter(opts.Out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "study\t%s\n", opts.Study)
 	fmt.Fprintf(w, "trial\t%d (%s)\n", best.Number, best.Source)
+	if rep.Arch != "" {
+		fmt.Fprintf(w, "arch\t%s\n", rep.Arch)
+	}
 	fmt.Fprintf(w, "params\t%s\n", formatParams(best.Params))
 	fmt.Fprintf(w, "val accuracy\t%s\n", fmtPtr(best.ValAcc))
 	fmt.Fprintf(w, "test accuracy\t%s\n", fmtPtr(best.TestAcc))
@@ -89,7 +101,49 @@ func bestRun(ctx context.Context, opts *QueryOptions) error {
 	if best.Seed != nil {
 		fmt.Fprintf(w, "seed\t%d\n", *best.Seed)
 	}
-	return w.Flush()
+	if rep.Arch != "" {
+		train := "the rest for training"
+		if rep.TrainLimit > 0 {
+			train = fmt.Sprintf("the first %d of the rest for training", rep.TrainLimit)
+		}
+		fmt.Fprintf(w, "data\tthe last %d training images for validation, %s\n", rep.Val, train)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if rep.Retrain != "" {
+		fmt.Fprintf(opts.Out, "\nretrain it (same data, seed and curve):\n  %s\n", rep.Retrain)
+	}
+	return nil
+}
+
+// bestReport is what best prints: the trial, and what it takes to train it
+// again (the study's arch and data split; empty for a study fmtune did not
+// create).
+type bestReport struct {
+	study.TrialInfo
+	Study        string `json:"study"`
+	Arch         string `json:"arch,omitempty"`
+	Val          int    `json:"val,omitempty"`
+	TrainLimit   int    `json:"train_limit"`
+	DataChecksum string `json:"data_checksum,omitempty"`
+	Retrain      string `json:"retrain_command,omitempty"`
+}
+
+// retrainCommand is the fmtune train command line that trains trial t of
+// the study with spec again, with the same configuration, seed and data.
+func retrainCommand(spec study.Spec, t study.TrialInfo) string {
+	p, err := search.PointFromParams(t.Params)
+	if err != nil || t.Seed == nil {
+		return ""
+	}
+	args := []string{"fmtune", "train", "--arch", spec.Arch, "--optimizer", p.Optimizer,
+		"--lr", strconv.FormatFloat(p.LR, 'g', -1, 64), "--batch", strconv.Itoa(p.Batch),
+		"--epochs", strconv.Itoa(t.Epochs), "--seed", strconv.FormatInt(*t.Seed, 10), "--val", strconv.Itoa(spec.Val)}
+	if spec.TrainLimit > 0 {
+		args = append(args, "--train-limit", strconv.Itoa(spec.TrainLimit))
+	}
+	return strings.Join(args, " ")
 }
 
 func newStudiesCmd(f *Factory) *cobra.Command {
@@ -97,7 +151,10 @@ func newStudiesCmd(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "studies [--json]",
 		Short: "List the studies in the storage",
-		Args:  noArgs,
+		Long: `List the studies in one storage: --storage URL, else $FMTUNE_STORAGE, else
+fmtune.db in the current directory. The first line names the storage read,
+so a study stored elsewhere is not taken for lost.`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Out = cmd.OutOrStdout()
 			return studiesRun(cmd.Context(), opts)
@@ -121,9 +178,10 @@ func studiesRun(ctx context.Context, opts *QueryOptions) error {
 		return writeJSON(opts.Out, list)
 	}
 	if len(list) == 0 {
-		fmt.Fprintln(opts.Out, "no studies yet; start one with: fmtune tune --study NAME")
+		fmt.Fprintf(opts.Out, "no studies yet in %s; start one with: fmtune tune --study NAME\n", storageText(store))
 		return nil
 	}
+	fmt.Fprintf(opts.Out, "studies in %s (another storage: --storage URL or $FMTUNE_STORAGE)\n\n", storageText(store))
 	w := tabwriter.NewWriter(opts.Out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "STUDY\tARCH\tSAMPLER\tCOMPLETE\tPRUNED\tFAIL\tRUNNING\tWAITING\tBEST VAL ACC\tBEST TRIAL\tKEPT MODELS")
 	for _, s := range list {
@@ -187,14 +245,28 @@ func trialsRun(ctx context.Context, opts *QueryOptions) error {
 		}
 		return writeJSON(opts.Out, trials)
 	}
-	header := []string{"number", "state", "source", "lr", "optimizer", "batch", "val_accuracy", "test_accuracy", "epochs", "seconds", "fail_reason"}
+	// The study's own parameters: fmtune's lr, optimizer and batch, or
+	// whatever a study written by Optuna named them.
+	names := paramNames(trials)
+	missing := "-"
+	if opts.CSV {
+		missing = "" // pandas reads an empty cell as NaN, "-" as text
+	}
+	orMissing := func(s string) string {
+		if s == "-" {
+			return missing
+		}
+		return s
+	}
+	header := append(append([]string{"number", "state", "source"}, names...), "val_accuracy", "test_accuracy", "epochs", "seconds", "fail_reason")
 	rows := make([][]string, 0, len(trials))
 	for _, t := range trials {
-		rows = append(rows, []string{
-			strconv.Itoa(t.Number), t.State, t.Source,
-			paramText(t.Params, "lr"), paramText(t.Params, "optimizer"), paramText(t.Params, "batch"),
-			fmtPtr(t.ValAcc), fmtPtr(t.TestAcc), strconv.Itoa(t.Epochs), fmt.Sprintf("%.1f", t.Seconds), t.FailReason,
-		})
+		row := []string{strconv.Itoa(t.Number), t.State, t.Source}
+		for _, n := range names {
+			row = append(row, orMissing(paramText(t.Params, n)))
+		}
+		row = append(row, orMissing(fmtPtr(t.ValAcc)), orMissing(fmtPtr(t.TestAcc)), study.FormatEpochs(t.EpochsTrained), fmt.Sprintf("%.1f", t.Seconds), t.FailReason)
+		rows = append(rows, row)
 	}
 	if opts.CSV {
 		w := csv.NewWriter(opts.Out)
@@ -217,6 +289,31 @@ func validState(s string) error {
 		}
 	}
 	return usagef("--state %q: valid states are %s", s, strings.Join(study.StateNames, ", "))
+}
+
+// paramNames are the parameter names of the trials: lr, optimizer and
+// batch first (those present), then the others by name.
+func paramNames(trials []study.TrialInfo) []string {
+	seen := map[string]bool{}
+	var others []string
+	for _, t := range trials {
+		for k := range t.Params {
+			if !seen[k] {
+				seen[k] = true
+				if k != "lr" && k != "optimizer" && k != "batch" {
+					others = append(others, k)
+				}
+			}
+		}
+	}
+	var names []string
+	for _, k := range []string{"lr", "optimizer", "batch"} {
+		if seen[k] {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(others)
+	return append(names, others...)
 }
 
 func paramText(params map[string]any, name string) string {

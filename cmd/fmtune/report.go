@@ -3,8 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -64,7 +66,7 @@ func reportRun(ctx context.Context, opts *ReportOptions) error {
 	// Write next to the target and rename, so a failure leaves no half report.
 	tmp, err := os.CreateTemp(filepath.Dir(opts.Out), ".fmtune-report-*.html")
 	if err != nil {
-		return fmt.Errorf("write report: %w", err)
+		return reportWriteError(opts.Out, err)
 	}
 	defer os.Remove(tmp.Name())
 	bw := bufio.NewWriter(tmp)
@@ -74,17 +76,31 @@ func reportRun(ctx context.Context, opts *ReportOptions) error {
 	}
 	if err := bw.Flush(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("write report: %w", err)
+		return reportWriteError(opts.Out, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write report: %w", err)
+		return reportWriteError(opts.Out, err)
 	}
 	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("write report: %w", err)
+		return reportWriteError(opts.Out, err)
 	}
 	if err := os.Rename(tmp.Name(), opts.Out); err != nil {
-		return fmt.Errorf("write report: %w", err)
+		return reportWriteError(opts.Out, err)
 	}
 	fmt.Fprintf(opts.Stdout, "wrote %s\n", opts.Out)
 	return nil
+}
+
+// reportWriteError names the file the user asked for, not the temporary
+// file beside it, and the fix when its directory is missing.
+func reportWriteError(out string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	dir := filepath.Dir(out)
+	if _, serr := os.Stat(dir); errors.Is(serr, fs.ErrNotExist) {
+		return fmt.Errorf("write report %q: the directory %q does not exist; create it (mkdir -p %s) or choose another --out", out, dir, dir)
+	}
+	return fmt.Errorf("write report %q: %w", out, err)
 }

@@ -113,7 +113,8 @@ func TestCompareCommand(t *testing.T) {
 	}
 	for i, want := range [][]string{
 		{"cmp", "manual", "2", "2", "0", "0", "0", "0", "0.8400", "0.8300", "5", "lr=0.01", "sgd", "batch=256", "8", "11.0", "11.0", "+0.100"},
-		{"cmp", "sampled", "4", "2", "2", "0", "0", "0", "0.8600", "0.8500", "1", "lr=0.001", "nadam", "batch=256", "11", "27.0", "22.0", "+0.100"},
+		// The retry and the grid point are sampled trials, and named.
+		{"cmp", "sampled", "4", "(1", "grid", "point,", "1", "retry)", "2", "2", "0", "0", "0", "0.8600", "0.8500", "1", "lr=0.001", "nadam", "batch=256", "11", "27.0", "22.0", "+0.100"},
 	} {
 		if got := strings.Fields(lines[i+1]); strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Errorf("row %d\n got %q\nwant %q", i+1, got, want)

@@ -56,6 +56,7 @@ func execute(ctx context.Context, f *Factory, args []string, stdout, stderr io.W
 	if err == nil {
 		return exitOK
 	}
+	err = unknownCommand(root, err)
 	switch {
 	case isUsageError(err):
 		fmt.Fprintln(stderr, "fmtune:", message(err))
@@ -131,9 +132,7 @@ keeps every trial in an Optuna-compatible SQLite or PostgreSQL storage.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	// Flag parsing errors are usage errors (exit 2).
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &usageError{msg: err.Error()}
-	})
+	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(
 		newDataCmd(),
 		newModelsCmd(),

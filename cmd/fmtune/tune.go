@@ -246,6 +246,7 @@ func runStudy(ctx context.Context, store *storage.Storage, ds *data.Dataset, spe
 	if berr == nil {
 		fmt.Fprintf(f.Out, "best: trial %d, val accuracy %.4f, test accuracy %s, %s\n", best.Number, *best.ValAcc, fmtPtr(best.TestAcc), formatParams(best.Params))
 	}
+	nextSteps(f.Out, store, f.Storage, spec.Name)
 	if err != nil && out.Reason == "interrupted" {
 		fmt.Fprintf(f.Err, "interrupted: running trials were marked FAIL and queued again; continue with: fmtune resume %s\n", spec.Name)
 	}

@@ -233,7 +233,7 @@ func countLine(trials []study.TrialInfo) string {
 func row(r study.SourceSummary) tableRow {
 	t := tableRow{Kind: r.Source, Trials: fmt.Sprint(r.Trials),
 		States:  fmt.Sprintf("%d / %d / %d", r.Complete, r.Pruned, r.Fail),
-		Epochs:  fmt.Sprint(r.Epochs),
+		Epochs:  study.FormatEpochs(r.Epochs),
 		Compute: fmt.Sprintf("%.1f s", r.Seconds),
 		BestVal: "–", Test: "–", Trial: "–", Config: "–", ToBest: "–", Gap: "–",
 	}
