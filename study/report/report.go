@@ -349,3 +349,18 @@ func verdict(summary []study.SourceSummary) string {
 	return fmt.Sprintf("Manual and automated tuning tie at %.4f validation accuracy (%.1f s against %.1f s of compute to get there).",
 		a.ValAcc, m.SecondsToBest, a.SecondsToBest)
 }
+
+// TrialFigure draws one trial's whole curve: train and validation loss and
+// accuracy per epoch when its curve is stored, else (a running trial) the
+// validation accuracy reported so far. False when it has neither.
+func TrialFigure(t study.TrialInfo) (template.HTML, bool, error) {
+	f, ok := curvesFigure([]study.TrialInfo{t})
+	if !ok {
+		f, ok = pruningFigure([]study.TrialInfo{t})
+	}
+	if !ok {
+		return "", false, nil
+	}
+	svg, err := f.svg(nil)
+	return template.HTML(svg), err == nil, err //nolint:gosec // our own SVG; every user string in it is escaped
+}
