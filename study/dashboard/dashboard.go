@@ -89,7 +89,7 @@ func New(store goptuna.Storage, opt Options) *Server {
 	js, _ := assets.ReadFile("assets/dashboard.js")
 	s.mux.HandleFunc("GET /static/dashboard.js", s.static("text/javascript; charset=utf-8", js))
 	s.mux.HandleFunc("GET /static/plot-sans.ttf", s.static("font/ttf", report.PlotFont()))
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	s.mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, "No such page", "There is nothing at "+r.URL.Path+".")
 	})
 	return s
