@@ -89,6 +89,8 @@ func New(store goptuna.Storage, opt Options) *Server {
 	js, _ := assets.ReadFile("assets/dashboard.js")
 	s.mux.HandleFunc("GET /static/dashboard.js", s.static("text/javascript; charset=utf-8", js))
 	s.mux.HandleFunc("GET /static/plot-sans.ttf", s.static("font/ttf", report.PlotFont()))
+	icon, _ := assets.ReadFile("assets/favicon.svg")
+	s.mux.HandleFunc("GET /favicon.ico", s.static("image/svg+xml", icon))
 	s.mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, "No such page", "There is nothing at "+r.URL.Path+".")
 	})
