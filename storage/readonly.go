@@ -42,8 +42,13 @@ func OpenReadOnly(ctx context.Context, url string) (*Storage, error) {
 		case info.IsDir():
 			return nil, fmt.Errorf("%s: %q is a directory; name the database file inside it", where, loc.path)
 		}
-		// With the DSN of inspectSQLite (mode=ro, a busy timeout), but never
-		// immutable: a viewer must see what other processes commit.
+		// inspectSQLite names what is wrong with a file that is not a
+		// database or not one fmtune reads, and creates no -wal or -shm.
+		if err := inspectSQLite(ctx, loc, where); err != nil {
+			return nil, err
+		}
+		// Its DSN (mode=ro, a busy timeout), but never immutable: a viewer
+		// must see what other processes commit.
 		db, err = sql.Open("sqlite3", sqliteDSN(loc.path, true))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
@@ -77,7 +82,7 @@ func OpenReadOnly(ctx context.Context, url string) (*Storage, error) {
 	}
 	if st.empty() {
 		db.Close()
-		return nil, fmt.Errorf("%s: %w: the database holds no tables yet: nothing has been stored there; run 'fmtune tune' first, or point --storage or $%s at your database",
+		return nil, fmt.Errorf("%s: %w yet: it holds no tables, so nothing has been stored there; run 'fmtune tune' first, or point --storage or $%s at your database",
 			where, ErrNoDatabase, EnvURL)
 	}
 	if err := st.check(where); err != nil {

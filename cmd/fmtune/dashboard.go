@@ -69,20 +69,21 @@ func dashboardRun(ctx context.Context, opts *DashboardOptions) error {
 	if _, err := net.LookupPort("tcp", port); err != nil {
 		return usagef("--addr %q: %q is not a port; give host:port, e.g. --addr 127.0.0.1:8080", opts.Addr, port)
 	}
+	// The address first: a port in use is found before the storage is touched.
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("cannot listen on %s: the address is in use (another dashboard?); choose another port, e.g. --addr %s (a free one)",
+				opts.Addr, net.JoinHostPort(host, "0"))
+		}
+		return fmt.Errorf("cannot listen on %s: %w; check the host in --addr", opts.Addr, err)
+	}
+	defer ln.Close()
 	store, err := storage.OpenReadOnly(ctx, opts.f.StoreURL(opts.Storage))
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-
-	ln, err := net.Listen("tcp", opts.Addr)
-	if err != nil {
-		if errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("cannot listen on %s: the address is in use (another dashboard?); choose another port, e.g. --addr %s",
-				opts.Addr, net.JoinHostPort(host, "0"))
-		}
-		return fmt.Errorf("cannot listen on %s: %w; check --addr", opts.Addr, err)
-	}
 	loopback := isLoopback(ln.Addr())
 	srv := &http.Server{
 		Handler:           dashboard.New(store, dashboard.Options{Storage: store.String(), Loopback: loopback}),
