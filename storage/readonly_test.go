@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/c-bata/goptuna"
 )
 
 // TestOpenReadOnlySQLite: a read-only handle reads what a writer commits
@@ -120,5 +122,64 @@ func TestOpenReadOnlyPostgres(t *testing.T) {
 	}
 	if summaries, err := r.GetAllStudySummaries(); err != nil || len(summaries) != 1 {
 		t.Fatalf("summaries %v, %v", summaries, err)
+	}
+}
+
+// TestVersion: the token changes with every kind of row a viewer shows.
+func TestVersion(t *testing.T) {
+	ctx := context.Background()
+	for name, u := range map[string]string{"sqlite": "sqlite:///" + filepath.Join(t.TempDir(), "v.db"), "postgres": ""} {
+		t.Run(name, func(t *testing.T) {
+			if u == "" {
+				u = freshPostgresURL(t)
+			}
+			w, err := Open(ctx, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			sid, _ := w.CreateNewStudy("a")
+			other, _ := w.CreateNewStudy("b")
+			seen := map[string]string{}
+			step := func(what string, f func() error) {
+				t.Helper()
+				if err := f(); err != nil {
+					t.Fatal(err)
+				}
+				v, err := w.Version(sid)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if prev, ok := seen[v]; ok {
+					t.Fatalf("%s left the version as after %s: %s", what, prev, v)
+				}
+				seen[v] = what
+			}
+			var id int
+			step("start", func() error { return nil })
+			step("a trial", func() (err error) { id, err = w.CreateNewTrial(sid); return err })
+			step("a param", func() error {
+				return w.SetTrialParam(id, "x", 0, goptuna.CategoricalDistribution{Choices: []string{"a"}})
+			})
+			step("an epoch", func() error { return w.SetTrialIntermediateValue(id, 1, 0.5) })
+			step("a user attr", func() error { return w.SetTrialUserAttr(id, "k", "v") })
+			step("a system attr", func() error { return w.SetTrialSystemAttr(id, "k", "v") })
+			step("a value", func() error { return w.SetTrialValue(id, 0.5) })
+			step("complete", func() error { return w.SetTrialState(id, goptuna.TrialStateComplete) })
+			before, _ := w.Version(sid)
+			if _, err := w.CreateNewTrial(other); err != nil {
+				t.Fatal(err)
+			}
+			if after, _ := w.Version(sid); after != before {
+				t.Fatal("another study's trial changed this study's version")
+			}
+			all, _ := w.Version(-1)
+			if _, err := w.CreateNewTrial(other); err != nil {
+				t.Fatal(err)
+			}
+			if after, _ := w.Version(-1); after == all {
+				t.Fatal("a new trial left the storage's version as it was")
+			}
+		})
 	}
 }

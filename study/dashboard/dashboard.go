@@ -61,9 +61,49 @@ type Server struct {
 
 // rendered is a page's live part as last drawn.
 type rendered struct {
-	source string // fingerprint of the data it was drawn from
+	token  string    // the storage's version when it was loaded (see versioner)
+	loaded time.Time // when its data was last read
+	source string    // fingerprint of the data it was drawn from
+	page   page
 	body   []byte
 	etag   string
+}
+
+// versioner is a storage that can tell cheaply whether a study changed
+// (storage.Storage.Version): the pages then read the trials only when it
+// did, and at least every fullReload.
+type versioner interface {
+	Version(studyID int) (string, error)
+}
+
+// maxCached is how many pages the dashboard keeps drawn.
+const maxCached = 32
+
+// fullReload is how often a page reads its data even though the storage's
+// version did not change (an attribute rewritten in place).
+const fullReload = 10 * time.Second
+
+// version is the storage's version token for a study (id < 0: all of
+// them), "" when the storage cannot tell.
+func (s *Server) version(id int) string {
+	if v, ok := s.store.(versioner); ok {
+		if token, err := v.Version(id); err == nil {
+			return token
+		}
+	}
+	return ""
+}
+
+// fresh returns what was last drawn at key if the storage has not changed
+// since, so that it need not be read again.
+func (s *Server) fresh(key, token string) (rendered, bool) {
+	if token == "" {
+		return rendered{}, false
+	}
+	s.mu.Lock()
+	c, ok := s.cache[key]
+	s.mu.Unlock()
+	return c, ok && c.token == token && time.Since(c.loaded) < fullReload
 }
 
 // New returns the dashboard of store.
@@ -169,7 +209,8 @@ type crumb struct{ Text, URL string }
 // serve answers a page request: the live part alone (for the script,
 // ?fragment=1, 304 when it has not changed) or the whole page. source is
 // a fingerprint of the data the live part is drawn from, draw draws it.
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, p page, source string, draw func() ([]byte, error)) {
+// token is the storage's version the data was read at.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, token string, p page, source string, draw func() ([]byte, error)) {
 	key := r.URL.Path
 	s.mu.Lock()
 	c, ok := s.cache[key]
@@ -181,10 +222,28 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, p page, source st
 			return
 		}
 		c = rendered{source: source, body: body, etag: `"` + hash(body) + `"`}
-		s.mu.Lock()
-		s.cache[key] = c
-		s.mu.Unlock()
 	}
+	c.token, c.loaded, c.page = token, time.Now(), p
+	s.mu.Lock()
+	s.cache[key] = c
+	if len(s.cache) > maxCached {
+		// Forget the page read longest ago (a trial page visited once).
+		oldest := key
+		for k, v := range s.cache {
+			if v.loaded.Before(s.cache[oldest].loaded) {
+				oldest = k
+			}
+		}
+		delete(s.cache, oldest)
+	}
+	s.mu.Unlock()
+	s.write(w, r, c)
+}
+
+// write sends a drawn page: the live part alone to the script
+// (?fragment=1; 304 when the script has it already) or the whole page.
+func (s *Server) write(w http.ResponseWriter, r *http.Request, c rendered) {
+	p := c.page
 	w.Header().Set("Cache-Control", "no-store")
 	if r.URL.Query().Get("fragment") == "1" {
 		w.Header().Set("ETag", c.etag)
@@ -239,13 +298,18 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request, err error) boo
 }
 
 func (s *Server) studiesPage(w http.ResponseWriter, r *http.Request) {
+	token := s.version(-1)
+	if c, ok := s.fresh(r.URL.Path, token); ok {
+		s.write(w, r, c)
+		return
+	}
 	studies, err := study.Studies(s.store)
 	if err != nil {
 		s.fail(w, r, http.StatusInternalServerError, "Cannot read the storage", err.Error())
 		return
 	}
 	source := fmt.Sprintf("%#v", studiesView(studies))
-	s.serve(w, r, page{Title: "Studies"}, source, func() ([]byte, error) {
+	s.serve(w, r, token, page{Title: "Studies"}, source, func() ([]byte, error) {
 		var buf bytes.Buffer
 		err := s.pages.ExecuteTemplate(&buf, "studies.html", studiesView(studies))
 		return buf.Bytes(), err
@@ -275,6 +339,14 @@ func studiesView(studies []study.StudyInfo) []studyRow {
 
 func (s *Server) studyPage(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
+	token := ""
+	if id, err := s.store.GetStudyIDFromName(name); err == nil {
+		token = s.version(id)
+	}
+	if c, ok := s.fresh(r.URL.Path, token); ok {
+		s.write(w, r, c)
+		return
+	}
 	ins, err := report.Load(s.store, []string{name})
 	if err != nil {
 		if !s.notFound(w, r, err) {
@@ -283,7 +355,7 @@ func (s *Server) studyPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := ins[0]
-	s.serve(w, r, page{Title: name, Crumbs: []crumb{{"Studies", "/"}}}, fingerprint(in), func() ([]byte, error) {
+	s.serve(w, r, token, page{Title: name, Crumbs: []crumb{{"Studies", "/"}}}, fingerprint(in), func() ([]byte, error) {
 		var buf bytes.Buffer
 		err := report.WriteStudy(&buf, in, report.StudyOptions{TrialURL: func(n int) string { return trialURL(name, n) }})
 		return buf.Bytes(), err

@@ -48,6 +48,11 @@ func (s *Server) trialPage(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	token := s.version(id)
+	if c, ok := s.fresh(r.URL.Path, token); ok {
+		s.write(w, r, c)
+		return
+	}
 	trials, err := s.store.GetAllTrials(id)
 	if err != nil {
 		s.fail(w, r, http.StatusInternalServerError, "Cannot read the study", err.Error())
@@ -66,7 +71,7 @@ func (s *Server) trialPage(w http.ResponseWriter, r *http.Request) {
 	v := trialData(name, *ft)
 	source := fmt.Sprintf("%v", *ft)
 	title := fmt.Sprintf("trial #%d", number)
-	s.serve(w, r, page{Title: title + " · " + name, Crumbs: []crumb{{"Studies", "/"}, {name, studyURL(name)}}}, source, func() ([]byte, error) {
+	s.serve(w, r, token, page{Title: title + " · " + name, Crumbs: []crumb{{"Studies", "/"}, {name, studyURL(name)}}}, source, func() ([]byte, error) {
 		fig, ok, err := report.TrialFigure(v.Info)
 		if err != nil {
 			return nil, err
