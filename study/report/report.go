@@ -113,7 +113,8 @@ func buildFigures(in Input) []builtFigure {
 	}
 	if imp := study.Importance(in.Trials); imp != nil {
 		out = append(out, builtFigure{FigImportance, "Parameter importance",
-			"Method: " + study.ImportanceMethod + ". Like Optuna's default (fANOVA) it measures how much of the accuracy's variance each parameter explains on its own, " +
+			fmt.Sprintf("From %d complete trials (few trials give rough shares). ", completeCount(in.Trials)) +
+				"Method: " + study.ImportanceMethod + ". Like Optuna's default (fANOVA) it measures how much of the accuracy's variance each parameter explains on its own, " +
 				"but it fits the effects directly instead of through a random forest: with a few dozen trials over three parameters with few values that is exact where fANOVA is noisy, deterministic, and cheap enough to redraw live. " +
 				"Interactions are not counted. Hover over a bar for the effect of each value.",
 			func(func(int) string) (string, error) { return importanceSVG(imp), nil }})
@@ -127,6 +128,16 @@ func buildFigures(in Input) []builtFigure {
 			}})
 	}
 	return out
+}
+
+func completeCount(trials []study.TrialInfo) int {
+	n := 0
+	for _, t := range trials {
+		if t.State == "complete" {
+			n++
+		}
+	}
+	return n
 }
 
 // Write writes the report on the studies as one HTML document.

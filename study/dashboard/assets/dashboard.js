@@ -79,7 +79,7 @@
       const states = distinct(rows.map((r) => r.dataset.state));
       controls.append(
         select("state", "any state", states.map((s) => [s, s])),
-        select("kind", "any source", [["sampled", "sampled (with grid and retries)"], ["manual", "manual"]]),
+        select("kind", "any source", [["sampled", "sampled (grid, retries too)"], ["manual", "manual"]]),
         input("query", "filter: optimizer=adam lr<0.01 batch>=256 or any text"),
       );
       count = document.createElement("span");
