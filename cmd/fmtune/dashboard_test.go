@@ -361,9 +361,23 @@ func snapshot(t *testing.T, u string) string {
 	}
 	defer db.Close()
 	h := sha256.New()
-	for _, table := range []string{"studies", "version_info", "study_directions", "study_user_attributes",
-		"study_system_attributes", "trials", "trial_user_attributes", "trial_system_attributes",
-		"trial_params", "trial_values", "trial_intermediate_values", "trial_heartbeats", "alembic_version"} {
+	var tables []string
+	rows, err := db.Query("SELECT tablename::text FROM pg_catalog.pg_tables WHERE schemaname = current_schema() ORDER BY 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, name)
+	}
+	rows.Close()
+	if len(tables) < 13 {
+		t.Fatalf("tables %v: want Optuna's 13 at least", tables)
+	}
+	for _, table := range tables {
 		rows, err := db.Query("SELECT * FROM " + table + " ORDER BY 1")
 		if err != nil {
 			t.Fatal(err)

@@ -119,6 +119,7 @@ func trialData(name string, ft goptuna.FrozenTrial) trialView {
 	}
 	add("worker", info.Worker)
 	add("fail reason", info.FailReason)
+	add("pruned because", info.PrunedReason)
 	if info.Seed != nil {
 		add("seed", strconv.FormatInt(*info.Seed, 10))
 	}

@@ -19,7 +19,7 @@ type trialRow struct {
 	Epochs       cell
 	Seconds      cell
 	Worker       string
-	Reason       string // why a failed trial failed
+	Reason       string // why a failed trial failed, or fmtune pruned one
 }
 
 type cell struct{ Text, V string }
@@ -44,7 +44,7 @@ func trialTable(trials []study.TrialInfo, link func(int) string) ([]string, []tr
 	rows := make([]trialRow, 0, len(trials))
 	for _, t := range trials {
 		r := trialRow{Number: t.Number, State: t.State, Source: t.Source, Kind: study.SourceKind(t.Source),
-			Val: numCell(t.ValAcc, "%.4f"), Test: numCell(t.TestAcc, "%.4f"), Worker: t.Worker, Reason: t.FailReason}
+			Val: numCell(t.ValAcc, "%.4f"), Test: numCell(t.TestAcc, "%.4f"), Worker: t.Worker, Reason: t.FailReason + t.PrunedReason}
 		if link != nil {
 			r.Link = link(t.Number)
 		}
