@@ -197,7 +197,8 @@ func trialURL(name string, number int) string {
 
 // page is what the layout template shows around a page's live part.
 type page struct {
-	Title   string
+	Title   string // the window's title
+	Here    string // the last crumb (default Title)
 	Storage string
 	Crumbs  []crumb
 	Live    template.HTML

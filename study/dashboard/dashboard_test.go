@@ -104,7 +104,7 @@ func TestPages(t *testing.T) {
 	}{
 		{"/", 200, []string{`<a href="/study/demo">demo</a>`, "<td>4</td>", `<span class="state">running</span>`, `href="/study/demo/trial/1">0.8000</a>`, "not fmtune's"}},
 		{"/study/demo", 200, []string{"<h2>demo</h2>", `<a href="/study/demo/trial/3">#3</a>`, "1 running", "Parameter importance", "Parallel coordinates", `<tr class="st-running sampled"`}},
-		{"/study/demo/trial/3", 200, []string{"Trial #3", "running", "<th>lr</th><td>0.001</td>", "<td>1</td><td>0.5000</td>"}},
+		{"/study/demo/trial/3", 200, []string{"Trial #3", "running", `<a href="/study/demo">demo</a> › <span>trial #3</span>`, "<th>lr</th><td>0.001</td>", "<td>1</td><td>0.5000</td>"}},
 		{"/study/demo/trial/9", 404, []string{"has no trial #9"}},
 		{"/study/demo/trial/x", 404, []string{"is not a trial number"}},
 		{"/study/nope", 404, []string{"study not found", "&#34;nope&#34;"}},

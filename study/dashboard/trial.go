@@ -71,7 +71,7 @@ func (s *Server) trialPage(w http.ResponseWriter, r *http.Request) {
 	v := trialData(name, *ft)
 	source := fmt.Sprintf("%v", *ft)
 	title := fmt.Sprintf("trial #%d", number)
-	s.serve(w, r, token, page{Title: title + " · " + name, Crumbs: []crumb{{"Studies", "/"}, {name, studyURL(name)}}}, source, func() ([]byte, error) {
+	s.serve(w, r, token, page{Title: title + " · " + name, Here: title, Crumbs: []crumb{{"Studies", "/"}, {name, studyURL(name)}}}, source, func() ([]byte, error) {
 		fig, ok, err := report.TrialFigure(v.Info)
 		if err != nil {
 			return nil, err
