@@ -598,7 +598,7 @@ func hasRow(doc string, c badInput) bool {
 
 // docRow is the case's row: what, command, message, exit code; paths and
 // server addresses replaced by placeholders.
-var ephemeralPort = regexp.MustCompile(`(HOST|127\.0\.0\.1):[0-9]{5}\b`)
+var ephemeralPort = regexp.MustCompile(`HOST:[0-9]{5}\b`)
 
 func docRow(c badInput, args []string, msg, dir, pg string) string {
 	clean := func(s string) string {
@@ -609,8 +609,11 @@ func docRow(c badInput, args []string, msg, dir, pg string) string {
 				s = strings.ReplaceAll(s, u.Port(), "PORT")
 			}
 		}
-		// A free port picked for the case (the dashboard's port in use).
-		return ephemeralPort.ReplaceAllString(s, "${1}:PORT")
+		// The loopback address (the dashboard's cases use it, with or
+		// without a PostgreSQL server), and a free port picked for a case
+		// (the dashboard's port in use).
+		s = strings.ReplaceAll(s, "127.0.0.1", "HOST")
+		return ephemeralPort.ReplaceAllString(s, "HOST:PORT")
 	}
 	quoted := make([]string, len(args))
 	for i, a := range args {
