@@ -40,6 +40,10 @@ type TrialInfo struct {
 	// Repeats summarises the trials of this configuration, in a study that
 	// repeats each (Best only).
 	Repeats *RepeatStats `json:"repeats,omitempty"`
+	// Steps are the intermediate values by epoch (the validation accuracy
+	// reported for pruning), stored as each epoch ends: a running trial has
+	// them before its curve.
+	Steps map[int]float64 `json:"-"`
 }
 
 // Info converts a goptuna trial.
@@ -52,6 +56,7 @@ func Info(t goptuna.FrozenTrial) TrialInfo {
 		FailReason:   t.SystemAttrs[AttrFailReason],
 		PrunedReason: t.UserAttrs["pruned_reason"],
 		Worker:       t.SystemAttrs[AttrWorker],
+		Steps:        t.IntermediateValues,
 	}
 	if info.Source == "" {
 		info.Source = SourceSampled

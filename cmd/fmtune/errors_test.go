@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -294,6 +295,13 @@ var badInputs = []badInput{
 		args: func(t *testing.T, dir string) []string {
 			return []string{"best", "s", "--storage", "sqlite:///" + filepath.Join(dir, "typo.db")}
 		}, code: 1, want: "nothing has been stored there yet"},
+	{group: "Storage", what: "`dashboard` on a SQLite file that does not exist",
+		args: fixed("dashboard", "--addr", "127.0.0.1:0"), code: 1, want: "nothing has been stored there yet"},
+	{group: "Storage", what: "`dashboard` on an empty SQLite file",
+		args: func(t *testing.T, dir string) []string {
+			writeText(t, filepath.Join(dir, "fmtune.db"), "")
+			return []string{"dashboard", "--addr", "127.0.0.1:0"}
+		}, code: 1, want: "holds no tables"},
 	{group: "Storage", what: "a file that is not a SQLite database",
 		args: func(t *testing.T, dir string) []string {
 			writeText(t, filepath.Join(dir, "fmtune.db"), strings.Repeat("this is not a database\n", 100))
@@ -402,6 +410,18 @@ var badInputs = []badInput{
 	{group: "Flags", what: "a learning rate that is not a number (`tune`)", args: fixed("tune", "--study", "s", "--lr", "abc"), code: 2, want: `--lr "abc": "abc" is not a number`},
 	{group: "Flags", what: "a whole number that is not one", args: fixed("tune", "--study", "s", "--epochs", "2.5"), code: 2, want: `--epochs "2.5": "2.5" is not a whole number`},
 	{group: "Flags", what: "a study name too many", args: fixed("best", "loop", "extra"), code: 2, want: "fmtune best takes one argument, the study name; got 2"},
+	{group: "Flags", what: "`dashboard --addr` without a port", args: fixed("dashboard", "--addr", "127.0.0.1"), code: 2, want: "give host:port"},
+	{group: "Flags", what: "`dashboard --addr` with a port that is not one", args: fixed("dashboard", "--addr", "127.0.0.1:http8"), code: 2, want: "is not a port"},
+	{group: "Flags", what: "`dashboard` with an argument", args: fixed("dashboard", "demo"), code: 2, want: "takes no arguments"},
+	{group: "Flags", what: "`dashboard --addr` on a port in use",
+		args: func(t *testing.T, dir string) []string {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			return []string{"dashboard", "--addr", ln.Addr().String()}
+		}, code: 1, want: "the address is in use"},
 
 	// Files.
 	{group: "Files", what: "a plan file with an unknown key (`fmtune plan run`)",
@@ -578,6 +598,8 @@ func hasRow(doc string, c badInput) bool {
 
 // docRow is the case's row: what, command, message, exit code; paths and
 // server addresses replaced by placeholders.
+var ephemeralPort = regexp.MustCompile(`HOST:[0-9]{5}\b`)
+
 func docRow(c badInput, args []string, msg, dir, pg string) string {
 	clean := func(s string) string {
 		s = strings.ReplaceAll(s, dir, "DIR")
@@ -587,7 +609,11 @@ func docRow(c badInput, args []string, msg, dir, pg string) string {
 				s = strings.ReplaceAll(s, u.Port(), "PORT")
 			}
 		}
-		return s
+		// The loopback address (the dashboard's cases use it, with or
+		// without a PostgreSQL server), and a free port picked for a case
+		// (the dashboard's port in use).
+		s = strings.ReplaceAll(s, "127.0.0.1", "HOST")
+		return ephemeralPort.ReplaceAllString(s, "HOST:PORT")
 	}
 	quoted := make([]string, len(args))
 	for i, a := range args {

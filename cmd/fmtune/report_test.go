@@ -168,8 +168,8 @@ func TestReportCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	page := string(b)
-	if n := strings.Count(page, "<svg"); n != 4 || !strings.Contains(page, "0.8600") || !strings.Contains(page, "22.0 s") {
-		t.Fatalf("report has %d <svg> (want 4) or lacks the table numbers", n)
+	if n := strings.Count(page, "<svg"); n != 6 || !strings.Contains(page, "0.8600") || !strings.Contains(page, "22.0 s") {
+		t.Fatalf("report has %d <svg> (want 6) or lacks the table numbers", n)
 	}
 }
 
@@ -218,8 +218,8 @@ func TestReportRendersInChromium(t *testing.T) {
 	checkScreenshot(t, png)
 
 	dom := string(browse("--dump-dom"))
-	if n := strings.Count(dom, "<svg"); n != 4 || !strings.Contains(dom, "</html>") || !strings.Contains(dom, "0.8600") {
-		t.Fatalf("the parsed document has %d <svg> elements (want 4), or lost the table:\n%.2000s", n, dom)
+	if n := strings.Count(dom, "<svg"); n != 6 || !strings.Contains(dom, "</html>") || !strings.Contains(dom, "0.8600") {
+		t.Fatalf("the parsed document has %d <svg> elements (want 6), or lost the table:\n%.2000s", n, dom)
 	}
 }
 

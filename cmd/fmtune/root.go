@@ -148,6 +148,7 @@ keeps every trial in an Optuna-compatible SQLite or PostgreSQL storage.`,
 		newPlanCmd(f),
 		newCompareCmd(f), newReportCmd(f),
 		newEvaluateCmd(f), newPredictCmd(),
+		newDashboardCmd(f),
 	)
 	return root
 }

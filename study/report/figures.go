@@ -3,11 +3,13 @@ package report
 import (
 	"bytes"
 	"fmt"
+	"html"
 	"image/color"
 	"math"
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
@@ -29,6 +31,7 @@ var (
 	colPruned  = color.NRGBA{R: 0x8c, G: 0x8c, B: 0x8c, A: 0xff} // grey
 	colBest    = color.NRGBA{R: 0x22, G: 0x22, B: 0x22, A: 0xff}
 	colStop    = color.NRGBA{R: 0xc0, G: 0x1c, B: 0x28, A: 0xff} // red: where pruning stopped a trial
+	colRunning = color.NRGBA{R: 0x1a, G: 0x8a, B: 0x3c, A: 0xff} // green: a trial still training
 	colGrid    = color.NRGBA{R: 0xe4, G: 0xe4, B: 0xe4, A: 0xff}
 	colAxis    = color.NRGBA{R: 0x55, G: 0x55, B: 0x55, A: 0xff}
 
@@ -140,12 +143,29 @@ type figure struct {
 	panels []*plot.Plot
 	legend *plot.Legend
 	height vg.Length
+	tips   []tip
+}
+
+// tip is a native SVG tooltip (<title>) over a point of a panel, in data
+// coordinates, linked to its trial's page when the page has links.
+type tip struct {
+	panel int
+	x, y  float64
+	trial int
+	text  string
+}
+
+func (f *figure) tip(panel int, x, y float64, trial int, text string) {
+	if finite(x) && finite(y) {
+		f.tips = append(f.tips, tip{panel, x, y, trial, text})
+	}
 }
 
 var xmlProlog = regexp.MustCompile(`(?s)^\s*<\?xml[^>]*\?>\s*(<!--.*?-->\s*)?`)
 
-// svg renders the figure as an inline <svg> element (no XML prolog).
-func (f figure) svg() (string, error) {
+// svg renders the figure as an inline <svg> element (no XML prolog), its
+// tips linked to link(trial) when link is not nil.
+func (f figure) svg(link func(int) string) (string, error) {
 	c := vgsvg.New(vg.Points(figWidth), f.height)
 	dc := draw.New(c)
 	// White background for the whole figure, legend strip included.
@@ -168,7 +188,40 @@ func (f figure) svg() (string, error) {
 	if _, err := c.WriteTo(&buf); err != nil {
 		return "", fmt.Errorf("render svg: %w", err)
 	}
-	return xmlProlog.ReplaceAllString(buf.String(), ""), nil
+	out := xmlProlog.ReplaceAllString(buf.String(), "")
+	if len(f.tips) == 0 {
+		return out, nil
+	}
+	// The tips go after the plot, outside its flipped group: y runs down.
+	type transform struct{ x, y func(float64) vg.Length }
+	trs := make([]transform, len(f.panels))
+	for i, p := range f.panels {
+		dc := p.DataCanvas(canvases[0][i])
+		trs[i].x, trs[i].y = p.Transforms(&dc)
+	}
+	var tips strings.Builder
+	tips.WriteString(`<g class="tips">`)
+	for _, t := range f.tips {
+		tr := trs[t.panel]
+		circle := fmt.Sprintf(`<circle cx="%.1f" cy="%.1f" r="5" fill="transparent"><title>%s</title></circle>`,
+			tr.x(t.x).Points(), (f.height - tr.y(t.y)).Points(), html.EscapeString(t.text))
+		if link != nil && t.trial >= 0 {
+			circle = `<a href="` + html.EscapeString(link(t.trial)) + `">` + circle + `</a>`
+		}
+		tips.WriteString(circle)
+	}
+	tips.WriteString("</g>\n")
+	i := strings.LastIndex(out, "</svg>")
+	return out[:i] + tips.String() + out[i:], nil
+}
+
+// trialText names a trial in a tooltip: number, source, parameters.
+func trialText(t study.TrialInfo) string {
+	s := fmt.Sprintf("trial #%d · %s", t.Number, t.Source)
+	if p, err := search.PointFromParams(t.Params); err == nil {
+		s += fmt.Sprintf(" · lr %s · %s · batch %d", fmtNum(p.LR), p.Optimizer, p.Batch)
+	}
+	return s
 }
 
 // intTicks labels whole numbers only (trial numbers, epochs), about eight
@@ -214,6 +267,7 @@ func scatter(xys plotter.XYs, g draw.GlyphStyle) *plotter.Scatter {
 // historyFigure: the objective of every complete and pruned trial by trial
 // number, the best-so-far step line, sources told apart.
 func historyFigure(trials []study.TrialInfo) (figure, bool) {
+	var f figure
 	p := newPanel("", "trial number", "validation accuracy")
 	l := newLegend()
 	points := map[[2]string]plotter.XYs{}
@@ -226,6 +280,7 @@ func historyFigure(trials []study.TrialInfo) (figure, bool) {
 		maxN = max(maxN, t.Number)
 		key := [2]string{study.SourceKind(t.Source), t.State}
 		points[key] = append(points[key], plotter.XY{X: float64(t.Number), Y: *t.ValAcc})
+		f.tip(0, float64(t.Number), *t.ValAcc, t.Number, fmt.Sprintf("%s\n%s, val accuracy %.4f", trialText(t), t.State, *t.ValAcc))
 		if t.State == "complete" && *t.ValAcc > bestSoFar {
 			bestSoFar = *t.ValAcc
 			best = append(best, plotter.XY{X: float64(t.Number), Y: bestSoFar})
@@ -269,7 +324,8 @@ func historyFigure(trials []study.TrialInfo) (figure, bool) {
 	}
 	pad := math.Max((hi-lo)*0.06, 0.01)
 	p.Y.Min, p.Y.Max = lo-pad, hi+pad
-	return figure{panels: []*plot.Plot{p}, legend: &l, height: 250}, true
+	f.panels, f.legend, f.height = []*plot.Plot{p}, &l, 250
+	return f, true
 }
 
 // bestTrials are the best complete trial of each source that has one, with
@@ -295,11 +351,18 @@ func curvesFigure(best []study.TrialInfo) (figure, bool) {
 	if len(best) == 0 {
 		return figure{}, false
 	}
+	var f figure
 	loss := newPanel("", "epoch", "loss (cross-entropy)")
 	acc := newPanel("", "epoch", "accuracy")
 	l := newLegend()
 	maxE := 1
 	for _, t := range best {
+		for _, e := range t.Curve {
+			text := fmt.Sprintf("%s\nepoch %d: train loss %.4f, val loss %.4f, train acc %.4f, val acc %.4f",
+				trialText(t), e.Epoch, e.TrainLoss, e.ValLoss, e.TrainAcc, e.ValAcc)
+			f.tip(0, float64(e.Epoch), e.ValLoss, t.Number, text)
+			f.tip(1, float64(e.Epoch), e.ValAcc, t.Number, text)
+		}
 		kind := study.SourceKind(t.Source)
 		col := sourceColor(kind)
 		for _, series := range []struct {
@@ -352,7 +415,8 @@ func curvesFigure(best []study.TrialInfo) (figure, bool) {
 		p.X.Min, p.X.Max = 0.7, float64(maxE)+0.3
 		p.X.Tick.Marker = intTicks{}
 	}
-	return figure{panels: []*plot.Plot{loss, acc}, legend: &l, height: 240}, true
+	f.panels, f.legend, f.height = []*plot.Plot{loss, acc}, &l, 240
+	return f, true
 }
 
 func hollowOf(kind string) draw.GlyphDrawer { return outline{triangle: kind == study.KindManual} }
@@ -365,7 +429,9 @@ func paramsFigure(spec *study.Spec, trials []study.TrialInfo) (figure, bool) {
 		kind string
 		p    search.Point
 		acc  float64
+		text string
 	}
+	var f figure
 	var rows []row
 	optSet := map[string]bool{}
 	for _, t := range trials {
@@ -376,7 +442,7 @@ func paramsFigure(spec *study.Spec, trials []study.TrialInfo) (figure, bool) {
 		if err != nil || p.LR <= 0 {
 			continue
 		}
-		rows = append(rows, row{t.Number, study.SourceKind(t.Source), p, *t.ValAcc})
+		rows = append(rows, row{t.Number, study.SourceKind(t.Source), p, *t.ValAcc, fmt.Sprintf("%s\nval accuracy %.4f", trialText(t), *t.ValAcc)})
 		optSet[p.Optimizer] = true
 	}
 	if len(rows) == 0 {
@@ -433,6 +499,9 @@ func paramsFigure(spec *study.Spec, trials []study.TrialInfo) (figure, bool) {
 				bx += 0.03 * batchSpan * j
 			}
 			c = append(c, plotter.XY{X: bx, Y: r.acc})
+			f.tip(0, x, r.acc, r.n, r.text)
+			f.tip(1, b[len(b)-1].X, r.acc, r.n, r.text)
+			f.tip(2, bx, r.acc, r.n, r.text)
 		}
 		if len(a) == 0 {
 			continue
@@ -481,7 +550,8 @@ func paramsFigure(spec *study.Spec, trials []study.TrialInfo) (figure, bool) {
 	for _, p := range []*plot.Plot{lr, opt, batch} {
 		p.Y.Min, p.Y.Max = ylo-ypad, yhi+ypad
 	}
-	return figure{panels: []*plot.Plot{lr, opt, batch}, legend: &l, height: 220}, true
+	f.panels, f.legend, f.height = []*plot.Plot{lr, opt, batch}, &l, 220
+	return f, true
 }
 
 // logTicks labels the powers of ten of a log axis briefly (0.01, 1e-4)
@@ -518,41 +588,47 @@ func constTicks(values []float64) plot.ConstantTicks {
 }
 
 // pruningFigure: the intermediate value (validation accuracy) per epoch of
-// every complete and pruned trial; a pruned trial's line ends in a mark at
-// the epoch where it was stopped.
+// every complete, pruned and running trial; a pruned trial's line ends in a
+// mark at the epoch where it was stopped, a running trial's (green) in a
+// ring at its last epoch so far.
 func pruningFigure(trials []study.TrialInfo) (figure, bool) {
+	var f figure
 	p := newPanel("", "epoch", "val accuracy after the epoch")
 	l := newLegend()
-	var stops plotter.XYs
-	var sampledLine, manualLine, prunedLine *plotter.Line
+	var stops, heads plotter.XYs
+	var sampledLine, manualLine, prunedLine, runningLine *plotter.Line
 	maxE, n := 1, 0
 	for _, t := range trials {
-		if (t.State != "complete" && t.State != "pruned") || len(t.Curve) == 0 {
+		if t.State != "complete" && t.State != "pruned" && t.State != "running" {
 			continue
 		}
-		var xys plotter.XYs
-		for _, e := range t.Curve {
-			if finite(e.ValAcc) {
-				xys = append(xys, plotter.XY{X: float64(e.Epoch), Y: e.ValAcc})
-				maxE = max(maxE, e.Epoch)
-			}
-		}
+		xys := steps(t)
 		if len(xys) == 0 {
 			continue
 		}
+		maxE = max(maxE, int(xys[len(xys)-1].X))
 		n++
 		kind := study.SourceKind(t.Source)
 		col := withAlpha(sourceColor(kind), 0xb0)
 		width := vg.Points(0.9)
-		if t.State == "pruned" {
+		last := xys[len(xys)-1]
+		switch t.State {
+		case "pruned":
 			col, width = withAlpha(colPruned, 0xd8), vg.Points(1)
-			stops = append(stops, xys[len(xys)-1])
+			stops = append(stops, last)
+			f.tip(0, last.X, last.Y, t.Number, fmt.Sprintf("%s\npruned after epoch %d: val accuracy %.4f", trialText(t), int(last.X), last.Y))
+		case "running":
+			col, width = colRunning, vg.Points(1.5)
+			heads = append(heads, last)
+			f.tip(0, last.X, last.Y, t.Number, fmt.Sprintf("%s\nrunning, epoch %d: val accuracy %.4f", trialText(t), int(last.X), last.Y))
+		default:
+			f.tip(0, last.X, last.Y, t.Number, fmt.Sprintf("%s\ncomplete after epoch %d: val accuracy %.4f", trialText(t), int(last.X), last.Y))
 		}
 		if len(xys) == 1 {
 			// A one-epoch trial has no line: show its point.
 			g := glyph(kind, t.State == "pruned")
 			g.Radius = vg.Points(1.8)
-			if t.State != "pruned" {
+			if t.State == "complete" {
 				p.Add(scatter(xys, g))
 			}
 			continue
@@ -562,13 +638,15 @@ func pruningFigure(trials []study.TrialInfo) (figure, bool) {
 			continue
 		}
 		line.Color, line.Width = col, width
-		if kind == study.KindManual && t.State != "pruned" {
+		if kind == study.KindManual && t.State == "complete" {
 			line.Dashes = []vg.Length{vg.Points(3), vg.Points(2)}
 		}
 		p.Add(line)
 		switch {
 		case t.State == "pruned":
 			prunedLine = line
+		case t.State == "running":
+			runningLine = line
 		case kind == study.KindManual:
 			manualLine = line
 		default:
@@ -593,9 +671,40 @@ func pruningFigure(trials []study.TrialInfo) (figure, bool) {
 			l.Add("pruned (× = stopped)", s)
 		}
 	}
+	if len(heads) > 0 {
+		s := scatter(heads, draw.GlyphStyle{Color: colRunning, Radius: vg.Points(3.5), Shape: outline{}})
+		p.Add(s)
+		if runningLine != nil {
+			l.Add("running (○ = so far)", runningLine, s)
+		} else {
+			l.Add("running (○ = so far)", s)
+		}
+	}
 	p.X.Min, p.X.Max = 0.8, float64(maxE)+0.2
 	p.X.Tick.Marker = intTicks{}
-	return figure{panels: []*plot.Plot{p}, legend: &l, height: 250}, true
+	f.panels, f.legend, f.height = []*plot.Plot{p}, &l, 250
+	return f, true
+}
+
+// steps is a trial's validation accuracy by epoch: from its stored curve,
+// else (a running trial) from the intermediate values reported so far.
+func steps(t study.TrialInfo) plotter.XYs {
+	var xys plotter.XYs
+	if len(t.Curve) > 0 {
+		for _, e := range t.Curve {
+			if finite(e.ValAcc) {
+				xys = append(xys, plotter.XY{X: float64(e.Epoch), Y: e.ValAcc})
+			}
+		}
+		return xys
+	}
+	for e, v := range t.Steps {
+		if finite(v) {
+			xys = append(xys, plotter.XY{X: float64(e), Y: v})
+		}
+	}
+	sort.Slice(xys, func(i, j int) bool { return xys[i].X < xys[j].X })
+	return xys
 }
 
 func contains(list []string, s string) bool { return indexOf(list, s) >= 0 }

@@ -62,10 +62,12 @@ type Options struct {
 
 // Figure names, in the order a study shows them.
 const (
-	FigHistory = "history"
-	FigCurves  = "curves"
-	FigParams  = "params"
-	FigPruning = "pruning"
+	FigHistory    = "history"
+	FigCurves     = "curves"
+	FigParams     = "params"
+	FigPruning    = "pruning"
+	FigImportance = "importance"
+	FigParallel   = "parallel"
 )
 
 // Figures names the figures the report draws for in: a figure without data
@@ -82,32 +84,60 @@ type builtFigure struct {
 	Name    string
 	Title   string
 	Caption string
-	fig     figure
+	render  func(link func(int) string) (string, error)
 }
+
+func plotted(f figure) func(func(int) string) (string, error) { return f.svg }
 
 func buildFigures(in Input) []builtFigure {
 	var out []builtFigure
 	if f, ok := historyFigure(in.Trials); ok {
 		out = append(out, builtFigure{FigHistory, "Optimization history",
 			"Validation accuracy of every finished trial by trial number; the step line is the best complete trial so far. " +
-				"Filled circles are sampled trials (grid and retries included), filled triangles manual ones; hollow grey marks are pruned trials at their last reported value. Failed trials have no value and are not shown.", f})
+				"Filled circles are sampled trials (grid and retries included), filled triangles manual ones; hollow grey marks are pruned trials at their last reported value. Failed trials have no value and are not shown.", plotted(f)})
 	}
 	if f, ok := curvesFigure(bestTrials(in.Summary, in.Trials)); ok {
 		out = append(out, builtFigure{FigCurves, "Learning curves of the best trials",
 			"Training (dashed) and validation (solid) loss and accuracy per epoch of the best manual and the best sampled trial. " +
-				"Validation loss rising above a still-falling training loss is overfitting.", f})
+				"Validation loss rising above a still-falling training loss is overfitting.", plotted(f)})
 	}
 	if f, ok := paramsFigure(in.Spec, in.Trials); ok {
 		out = append(out, builtFigure{FigParams, "Accuracy by hyperparameter",
 			"Final validation accuracy of the complete trials against each hyperparameter; triangles are manual trials. " +
-				"Points of the same choice are spread sideways a little so that they do not hide each other.", f})
+				"Points of the same choice are spread sideways a little so that they do not hide each other.", plotted(f)})
 	}
 	if f, ok := pruningFigure(in.Trials); ok {
-		out = append(out, builtFigure{FigPruning, "Pruning",
-			"The intermediate value (validation accuracy after each epoch) of every complete and pruned trial; " +
-				"a pruned trial's grey line ends in a red × at the epoch where the pruner stopped it. Manual trials are dashed.", f})
+		out = append(out, builtFigure{FigPruning, "Learning curves and pruning",
+			"The intermediate value (validation accuracy after each epoch) of every complete, pruned and running trial; " +
+				"a pruned trial's grey line ends in a red × at the epoch where the pruner stopped it, a running trial's green line in a ring at its latest epoch. Manual trials are dashed.", plotted(f)})
+	}
+	if imp := study.Importance(in.Trials); imp != nil {
+		out = append(out, builtFigure{FigImportance, "Parameter importance",
+			fmt.Sprintf("From %d complete trials (few trials give rough shares). ", completeCount(in.Trials)) +
+				"Method: " + study.ImportanceMethod + ". Like Optuna's default (fANOVA) it measures how much of the accuracy's variance each parameter explains on its own, " +
+				"but it fits the effects directly instead of through a random forest: with a few dozen trials over three parameters with few values that is exact where fANOVA is noisy, deterministic, and cheap enough to redraw live. " +
+				"Interactions are not counted. Hover over a bar for the effect of each value.",
+			func(func(int) string) (string, error) { return importanceSVG(imp), nil }})
+	}
+	if _, ok := parallelSVG(in.Spec, in.Trials, nil); ok {
+		out = append(out, builtFigure{FigParallel, "Parallel coordinates",
+			"One line per complete trial through its parameters to its validation accuracy, darker for better; the best trial is thick, manual trials are dashed. Hover over a line for the trial.",
+			func(link func(int) string) (string, error) {
+				svg, _ := parallelSVG(in.Spec, in.Trials, link)
+				return svg, nil
+			}})
 	}
 	return out
+}
+
+func completeCount(trials []study.TrialInfo) int {
+	n := 0
+	for _, t := range trials {
+		if t.State == "complete" {
+			n++
+		}
+	}
+	return n
 }
 
 // Write writes the report on the studies as one HTML document.
@@ -115,9 +145,10 @@ func Write(w io.Writer, studies []Input, opt Options) error {
 	if opt.Generated.IsZero() {
 		opt.Generated = time.Now()
 	}
-	page := pageData{Generated: opt.Generated.Format("2006-01-02 15:04 MST"), FontFace: plotFontFace()}
+	page := pageData{Generated: opt.Generated.Format("2006-01-02 15:04 MST"),
+		Style: Style(), FontFace: FontFace("data:font/ttf;base64," + base64.StdEncoding.EncodeToString(PlotFont()))}
 	for i, in := range studies {
-		s, err := studyData(i, in)
+		s, err := studyData(fmt.Sprintf("study-%d", i+1), in, StudyOptions{})
 		if err != nil {
 			return fmt.Errorf("report on %q: %w", in.Name, err)
 		}
@@ -126,29 +157,56 @@ func Write(w io.Writer, studies []Input, opt Options) error {
 	return pageTemplate.Execute(w, page)
 }
 
+// StudyOptions change how WriteStudy draws a study.
+type StudyOptions struct {
+	// TrialURL is the address of a trial's page: the trial numbers in the
+	// table and the marks in the figures link there. Nil: no links (the
+	// report file).
+	TrialURL func(number int) string
+}
+
+// WriteStudy writes the study section of the report (the same HTML as in
+// the report file) on its own: the dashboard's study page.
+func WriteStudy(w io.Writer, in Input, opt StudyOptions) error {
+	s, err := studyData("study", in, opt)
+	if err != nil {
+		return fmt.Errorf("draw %q: %w", in.Name, err)
+	}
+	return pageTemplate.ExecuteTemplate(w, "study", s)
+}
+
 type pageData struct {
 	Generated string
+	Style     template.CSS
 	FontFace  template.CSS
 	Studies   []studyPage
 }
 
-// plotFontFace embeds the font the plots are laid out with (Liberation
-// Sans, whose metrics gonum/plot measures text by), so that legends and tick
-// labels fit wherever the report is opened, with or without that font
-// installed: a wider fallback font clipped the legends. It is built when a
-// report is written, not at start-up of every fmtune command.
-func plotFontFace() template.CSS {
-	return template.CSS(`@font-face { font-family: "fmtune-plot-sans"; src: url(data:font/ttf;base64,` +
-		base64.StdEncoding.EncodeToString(liberationsansregular.TTF) + `) format("truetype"); }`)
+// PlotFont is the font the plots are laid out with (Liberation Sans, whose
+// metrics gonum/plot measures text by), so that legends and tick labels
+// fit wherever the figures are shown, with or without that font
+// installed: a wider fallback font clipped the legends.
+func PlotFont() []byte { return liberationsansregular.TTF }
+
+// FontFace is the CSS that gives the plots their font, loaded from url (a
+// data: URL in the report file).
+func FontFace(url string) template.CSS {
+	return template.CSS(`@font-face { font-family: "fmtune-plot-sans"; src: url(` + url + `) format("truetype"); }`)
 }
+
+// Style is the CSS of a study section, for any page that shows one.
+func Style() template.CSS { return template.CSS(style) }
 
 type studyPage struct {
 	ID, Name string
 	Meta     []string
 	Counts   string
+	Running  int
 	Rows     []tableRow
 	Verdict  string
 	Figures  []figurePage
+	Columns  []string // the parameters of the trial table
+	Trials   []trialRow
 	// Confusion is the best kept model's confusion matrix (confusion.go).
 	Confusion template.HTML
 }
@@ -165,8 +223,8 @@ type figurePage struct {
 	SVG                  template.HTML
 }
 
-func studyData(i int, in Input) (studyPage, error) {
-	s := studyPage{ID: fmt.Sprintf("study-%d", i+1), Name: in.Name}
+func studyData(id string, in Input, opt StudyOptions) (studyPage, error) {
+	s := studyPage{ID: id, Name: in.Name}
 	if sp := in.Spec; sp != nil {
 		s.Meta = append(s.Meta,
 			fmt.Sprintf("arch %s · sampler %s · pruner %s · %d epochs per trial · seed %d", sp.Arch, sp.Sampler, sp.Pruner, sp.Epochs, sp.Seed),
@@ -198,11 +256,17 @@ func studyData(i int, in Input) (studyPage, error) {
 	s.Verdict = verdict(in.Summary)
 	s.Confusion = confusionTable(in.Confusion)
 	for _, f := range buildFigures(in) {
-		svg, err := f.fig.svg()
+		svg, err := f.render(opt.TrialURL)
 		if err != nil {
 			return s, err
 		}
-		s.Figures = append(s.Figures, figurePage{f.Name, f.Title, f.Caption, template.HTML(svg)}) //nolint:gosec // our own gonum/plot output; no user text in it
+		s.Figures = append(s.Figures, figurePage{f.Name, f.Title, f.Caption, template.HTML(svg)}) //nolint:gosec // our own SVG; every user string in it is escaped
+	}
+	s.Columns, s.Trials = trialTable(in.Trials, opt.TrialURL)
+	for _, t := range in.Trials {
+		if t.State == "running" {
+			s.Running++
+		}
 	}
 	return s, nil
 }
@@ -297,79 +361,17 @@ func verdict(summary []study.SourceSummary) string {
 		a.ValAcc, m.SecondsToBest, a.SecondsToBest)
 }
 
-var pageTemplate = template.Must(template.New("report").Parse(`<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>fmtune report{{range .Studies}} · {{.Name}}{{end}}</title>
-<style>
-:root { --fg: #1d1d1f; --muted: #5f6368; --line: #e2e4e8; --manual: #d95f02; --sampled: #1f6fb4; }
-* { box-sizing: border-box; }
-body { margin: 0; background: #f5f6f8; color: var(--fg);
-  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", "Liberation Sans", sans-serif; }
-main { max-width: 1160px; margin: 0 auto; padding: 28px 28px 56px; }
-.top h1 { font-size: 22px; font-weight: 650; margin: 0; letter-spacing: -0.01em; }
-.top p { margin: 2px 0 0; color: var(--muted); font-size: 13px; }
-.top nav a { color: var(--sampled); margin-right: 12px; }
-section.study { background: #fff; border: 1px solid var(--line); border-radius: 10px; padding: 22px 26px 26px; margin: 22px 0; }
-section.study h2 { font-size: 21px; font-weight: 650; margin: 0 0 4px; }
-.meta { margin: 0; color: var(--muted); font-size: 13px; }
-.meta span + span::before { content: " · "; }
-h3 { font-size: 15px; font-weight: 650; margin: 28px 0 6px; }
-.tablewrap { overflow-x: auto; }
-table { border-collapse: collapse; width: 100%; font-size: 13px; font-variant-numeric: tabular-nums; }
-th, td { padding: 6px 9px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
-th:first-child, td:first-child { text-align: left; }
-thead th { font-weight: 600; color: var(--muted); font-size: 12px; vertical-align: bottom; white-space: normal; border-bottom: 1.5px solid #c9ccd1; }
-th.config, td.config { text-align: left; }
-.mark { display: inline-block; width: 1.1em; font-size: 12px; }
-.manual .mark { color: var(--manual); }
-.sampled .mark { color: var(--sampled); }
-.verdict { margin: 10px 0 0; font-size: 14px; }
-figure { margin: 0; }
-figure svg { display: block; width: 100%; height: auto; }
-figcaption { color: var(--muted); font-size: 12.5px; margin: 4px 0 0; max-width: 80ch; }
-{{.FontFace}}
-svg text { font-family: "fmtune-plot-sans", "Liberation Sans", Arial, Helvetica, sans-serif !important; }
-.note { color: var(--muted); font-size: 12.5px; margin: 8px 0 0; }
-</style>
-</head>
-<body>
-<main>
-<header class="top">
-<h1>fmtune report</h1>
-<p>Manual versus automated tuning · generated {{.Generated}}</p>
-{{if gt (len .Studies) 1}}<nav>{{range .Studies}}<a href="#{{.ID}}">{{.Name}}</a>{{end}}</nav>{{end}}
-</header>
-{{range .Studies}}
-<section class="study" id="{{.ID}}">
-<h2>{{.Name}}</h2>
-{{range .Meta}}<p class="meta">{{.}}</p>
-{{end}}<p class="meta">{{.Counts}}</p>
-
-<h3>Manual versus automated</h3>
-<div class="tablewrap">
-<table>
-<thead><tr><th>Source</th><th>Trials</th><th>Complete / pruned / failed</th><th>Best val acc</th><th>Its test acc</th><th>Best trial</th><th class="config">lr · optimizer · batch</th><th>Epochs trained</th><th>Compute</th><th>Compute until best</th><th>Val − train loss</th></tr></thead>
-<tbody>
-{{range .Rows}}<tr class="{{.Kind}}"><td><span class="mark">{{if eq .Kind "manual"}}▲{{else}}●{{end}}</span>{{.Kind}}</td><td>{{.Trials}}</td><td>{{.States}}</td><td>{{.BestVal}}</td><td>{{.Test}}</td><td>{{.Trial}}</td><td class="config">{{.Config}}</td><td>{{.Epochs}}</td><td>{{.Compute}}</td><td>{{.ToBest}}</td><td title="{{.GapComment}}">{{.Gap}}</td></tr>
-{{end}}</tbody>
-</table>
-</div>
-{{if .Verdict}}<p class="verdict">{{.Verdict}}</p>{{end}}
-<p class="note">Sampled includes grid and retried trials. Compute: training seconds summed over the trials; until best: summed over that source's trials in the order they finished, up to and including its best one. Val − train loss: of the best trial's last epoch; large and positive means overfitting.</p>
-{{range .Figures}}
-<h3>{{.Title}}</h3>
-<figure class="fig-{{.Name}}">
-{{.SVG}}
-<figcaption>{{.Caption}}</figcaption>
-</figure>
-{{else}}<p class="note">No finished trial yet: nothing to plot.</p>
-{{end}}{{.Confusion}}
-</section>
-{{end}}
-</main>
-</body>
-</html>
-`))
+// TrialFigure draws one trial's whole curve: train and validation loss and
+// accuracy per epoch when its curve is stored, else (a running trial) the
+// validation accuracy reported so far. False when it has neither.
+func TrialFigure(t study.TrialInfo) (template.HTML, bool, error) {
+	f, ok := curvesFigure([]study.TrialInfo{t})
+	if !ok {
+		f, ok = pruningFigure([]study.TrialInfo{t})
+	}
+	if !ok {
+		return "", false, nil
+	}
+	svg, err := f.svg(nil)
+	return template.HTML(svg), err == nil, err //nolint:gosec // our own SVG; every user string in it is escaped
+}

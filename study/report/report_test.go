@@ -219,11 +219,11 @@ func TestWriteOneStudy(t *testing.T) {
 		t.Fatalf("not a whole HTML document:\n%.300s", page)
 	}
 	found := svgs(t, page)
-	if want := []string{FigHistory, FigCurves, FigParams, FigPruning}; strings.Join(Figures(in[0]), ",") != strings.Join(want, ",") {
+	if want := []string{FigHistory, FigCurves, FigParams, FigPruning, FigImportance, FigParallel}; strings.Join(Figures(in[0]), ",") != strings.Join(want, ",") {
 		t.Fatalf("figures %v, want %v", Figures(in[0]), want)
 	}
-	if len(found) != 4 {
-		t.Fatalf("%d <svg> elements, want 4", len(found))
+	if len(found) != 6 {
+		t.Fatalf("%d <svg> elements, want 6", len(found))
 	}
 	checkSelfContained(t, page)
 
@@ -265,6 +265,81 @@ func TestWriteOneStudy(t *testing.T) {
 	if !strings.Contains(found[3], "#C01C28") {
 		t.Error("the pruning plot has no stop marks")
 	}
+
+	// Every mark has a native tooltip naming its trial; the report has no links.
+	for i, want := range []string{
+		"<title>trial #1 · grid · lr 0.001 · nadam · batch 256\ncomplete, val accuracy 0.8600</title>",
+		"<title>trial #5 · manual · lr 0.01 · sgd · batch 256\nepoch 4: train loss 0.3500",
+		"<title>trial #4 · manual · lr 0.1 · adam · batch 128\nval accuracy 0.7100</title>",
+		"<title>trial #2 · sampled · lr 0.1 · sgd · batch 128\npruned after epoch 2: val accuracy 0.4000</title>",
+		"<title>optimizer: ",
+		"<title>trial #1 · grid · lr 0.001 · nadam · batch 256\nval accuracy 0.8600</title>",
+	} {
+		if !strings.Contains(found[i], want) {
+			t.Errorf("figure %d lacks the tooltip %q", i, want)
+		}
+	}
+	if strings.Contains(page, "<a href") {
+		t.Error("the report file links to trial pages that it does not have")
+	}
+	// The trial table: one row per trial, in number order.
+	trialRows := regexp.MustCompile(`<tr class="st-(\w+) (manual|sampled)" data-state`).FindAllStringSubmatch(page, -1)
+	var states []string
+	for _, m := range trialRows {
+		states = append(states, m[1]+"/"+m[2])
+	}
+	if got := strings.Join(states, " "); got != "complete/sampled complete/sampled pruned/sampled pruned/sampled complete/manual complete/manual" {
+		t.Errorf("trial table rows: %s", got)
+	}
+}
+
+// TestStudyLinksAndLive: WriteStudy links trials when asked, shows a
+// running trial's epochs so far, and escapes what anyone may have stored.
+func TestStudyLinksAndLive(t *testing.T) {
+	store := openStore(t)
+	newStudy(t, store, "live", demoTrials)
+	sid, err := store.GetStudyIDFromName("live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := store.CreateNewTrial(sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for e, v := range []float64{0.5, 0.6, 0.65} {
+		if err := store.SetTrialIntermediateValue(id, e+1, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const hostile = `<script>alert("x")</script>`
+	if err := store.SetTrialSystemAttr(id, study.AttrSource, hostile); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SetTrialSystemAttr(id, study.AttrWorker, hostile); err != nil {
+		t.Fatal(err)
+	}
+	in, err := Load(store, []string{"live"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := WriteStudy(&buf, in[0], StudyOptions{TrialURL: func(n int) string { return "trial/" + strconv.Itoa(n) }}); err != nil {
+		t.Fatal(err)
+	}
+	page := buf.String()
+	if strings.Contains(page, "<script") {
+		t.Fatal("a stored string reached the page as markup")
+	}
+	if !strings.Contains(page, "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") {
+		t.Error("the hostile source is not shown as text")
+	}
+	for _, want := range []string{`<a href="trial/1">#1</a>`, `<a href="trial/6">`, `data-running="1"`, `1 running`,
+		`running, epoch 3: val accuracy 0.6500</title>`, `>running (○ = so far)<`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the study section lacks %q", want)
+		}
+	}
+	svgs(t, page)
 }
 
 func TestWriteSeveralStudies(t *testing.T) {
@@ -281,8 +356,8 @@ func TestWriteSeveralStudies(t *testing.T) {
 	if got := Figures(in[2]); len(got) != 0 {
 		t.Fatalf("figures of an empty study: %v", got)
 	}
-	if n := len(svgs(t, page)); n != 4+2 {
-		t.Fatalf("%d <svg> elements, want 6", n)
+	if n := len(svgs(t, page)); n != 6+2 {
+		t.Fatalf("%d <svg> elements, want 8", n)
 	}
 	checkSelfContained(t, page)
 	if !strings.Contains(page, "x&lt;y&gt;&amp;&#34;z&#34;") || strings.Contains(page, `x<y>`) {
