@@ -138,14 +138,20 @@ func summarise(name, kind string, trials []TrialInfo) SourceSummary {
 	if best == nil {
 		return s
 	}
+	// Repeats (--repeats) are sampled trials of one configuration; a person
+	// who trains a configuration again (for more epochs, say) is not
+	// repeating it.
 	var repeats *RepeatStats
-	if stats := repeatStats(trials); len(stats) > 0 && maxN(stats) > 1 {
+	if stats := repeatStats(trials); kind == KindSampled && maxN(stats) > 1 {
 		_, repeats = bestByMean(stats)
 		best = nil
 		for i, t := range trials {
 			if slices.Contains(repeats.Trials, t.Number) && (best == nil || *t.ValAcc > *best.ValAcc) {
 				best = &trials[i]
 			}
+		}
+		if repeats.N < 2 {
+			repeats = nil // a configuration without repeats: its trial says it all
 		}
 	}
 	b := &SourceBest{Trial: best.Number, ValAcc: *best.ValAcc, TestAcc: best.TestAcc, Repeats: repeats}
