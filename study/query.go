@@ -180,7 +180,7 @@ func Best(store goptuna.Storage, name string) (TrialInfo, error) {
 	if err != nil {
 		return TrialInfo{}, err
 	}
-	if spec, ok, _ := readSpec(store, trials0StudyID(store, name)); ok && spec.repeats() > 1 {
+	if spec, ok, _ := readSpec(store, studyIDOf(store, name)); ok && spec.repeats() > 1 {
 		infos := make([]TrialInfo, len(trials))
 		byNumber := map[int]TrialInfo{}
 		for i, t := range trials {
@@ -279,8 +279,8 @@ func Studies(store goptuna.Storage) ([]StudyInfo, error) {
 	return out, nil
 }
 
-// trials0StudyID is the ID of the study called name, or -1.
-func trials0StudyID(store goptuna.Storage, name string) int {
+// studyIDOf is the ID of the study called name, or -1.
+func studyIDOf(store goptuna.Storage, name string) int {
 	id, err := store.GetStudyIDFromName(name)
 	if err != nil {
 		return -1
