@@ -44,7 +44,7 @@ pruner, epochs, ...) and steps that fill them:
 A plan is resumable: a step whose trial is already stored is skipped, and a
 tune step continues its study to the target. Running a finished plan again
 trains nothing. See examples/fashion-mnist-study.yaml.`,
-		Example: `  fmtune plan run examples/fashion-mnist-study.yaml --workers 2
+		Example: `  fmtune plan run examples/fashion-mnist-study.yaml --workers 1   # one CNN trial on both cores is fastest
   fmtune plan run examples/fashion-mnist-study.yaml --train-limit 2000 --max-epochs 2   # a quick look`,
 		Args: exactArgs(1, "the plan file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
