@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -183,7 +184,7 @@ func FromTensors(archName string, tensors []Tensor) (*Model, error) {
 		case !ok:
 			problems = append(problems, fmt.Sprintf("no tensor %s", l.name))
 			continue
-		case !sameShape(t.Shape, l.shape):
+		case !slices.Equal(t.Shape, l.shape):
 			problems = append(problems, fmt.Sprintf("tensor %s has shape %v, the %s architecture wants %v", l.name, t.Shape, archName, l.shape))
 			continue
 		case len(t.Data) != size:
@@ -207,15 +208,3 @@ func FromTensors(archName string, tensors []Tensor) (*Model, error) {
 // ErrWeightsMismatch is wrapped by FromTensors' errors: the tensors are not
 // those of the architecture.
 var ErrWeightsMismatch = fmt.Errorf("the weights do not fit the architecture")
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}

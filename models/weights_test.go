@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -144,7 +145,7 @@ func TestTensorsHavePyTorchLayout(t *testing.T) {
 			specs := TensorSpecs(name)
 			for i, tensor := range m.Tensors() {
 				ts[tensor.Name] = tensor
-				if tensor.Name != specs[i].Name || !sameShape(tensor.Shape, specs[i].Shape) {
+				if tensor.Name != specs[i].Name || !slices.Equal(tensor.Shape, specs[i].Shape) {
 					t.Errorf("tensor %d: %s %v, TensorSpecs says %s %v", i, tensor.Name, tensor.Shape, specs[i].Name, specs[i].Shape)
 				}
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -74,7 +75,7 @@ func TestKeepModels(t *testing.T) {
 					t.Errorf("trial %d (value %v): kept %v, want %v", i, v, kept, wantKept[i])
 				}
 			}
-			if got, want := keptIDs(t, s, study), []int{ids[1], ids[3], ids[2]}; !equalInts(got, want) {
+			if got, want := keptIDs(t, s, study), []int{ids[1], ids[3], ids[2]}; !slices.Equal(got, want) {
 				t.Errorf("kept %v, want %v", got, want)
 			}
 			m := res(s.KeptModel(ids[3])).must(t)
@@ -103,7 +104,7 @@ func TestKeepModels(t *testing.T) {
 			for i, id := range lids {
 				_ = res(s.KeepModel(KeptModel{StudyID: low, TrialID: id, Value: []float64{3, 1, 2}[i], Weights: []byte("w")}, 2)).must(t)
 			}
-			if got, want := keptIDs(t, s, low), []int{lids[1], lids[2]}; !equalInts(got, want) {
+			if got, want := keptIDs(t, s, low), []int{lids[1], lids[2]}; !slices.Equal(got, want) {
 				t.Errorf("minimize: kept %v, want %v", got, want)
 			}
 
@@ -117,18 +118,6 @@ func TestKeepModels(t *testing.T) {
 			}
 		})
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestModelsTableLeavesOptunaAlone: a database with kept models still opens
