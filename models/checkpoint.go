@@ -154,6 +154,13 @@ func UnmarshalCheckpoint(b []byte) (*Checkpoint, error) {
 	return c, nil
 }
 
+// Continues reports why c cannot continue a training of cfg whatever
+// cfg's seed (a retry takes the checkpoint's), or nil.
+func (c *Checkpoint) Continues(cfg Config) error {
+	cfg.Seed = c.Seed
+	return c.fits(cfg, len(c.Weights))
+}
+
 // fits reports why c cannot continue a training of cfg, or nil.
 func (c *Checkpoint) fits(cfg Config, params int) error {
 	switch {

@@ -64,8 +64,8 @@ func (t *trialRun) loadCheckpoint(cfg models.Config) (*models.Checkpoint, error)
 		return nil, err
 	}
 	c, err := models.UnmarshalCheckpoint(state)
-	if err == nil && (c.Arch != cfg.Arch || c.Optimizer != cfg.Optimizer || c.LR != cfg.LR || c.Batch != cfg.Batch || c.Epoch >= cfg.Epochs) {
-		err = fmt.Errorf("it trains %s %s lr %g batch %d, at epoch %d of %d", c.Arch, c.Optimizer, c.LR, c.Batch, c.Epoch, cfg.Epochs)
+	if err == nil {
+		err = c.Continues(cfg)
 	}
 	if err != nil {
 		t.r.progress.Note(fmt.Sprintf("worker %d: trial %d: its checkpoint cannot be continued (%v); training from epoch 1", t.w, t.number, err))
